@@ -1,0 +1,22 @@
+from django.urls import reverse
+
+# (label, url name, permission needed or None for any logged-in user)
+NAVIGATION = [
+    ("Dashboard", "dashboard", None),
+    ("Status board", "incidents:status_board", "incidents.view_status_board"),
+    ("Shops", "integrations:shop_list", "integrations.view_shop"),
+    ("Audit trail", "audit_list", "console.view_auditentry"),
+]
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    current = request.resolver_match.view_name if request.resolver_match else ""
+    items = [
+        {"label": label, "url": reverse(name), "active": current == name}
+        for label, name, perm in NAVIGATION
+        if perm is None or user.has_perm(perm)
+    ]
+    return {"nav_items": items, "user_roles": sorted(g.name for g in user.groups.all())}

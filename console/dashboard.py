@@ -1,0 +1,38 @@
+"""What the dashboard shows, by role. Each block is computed only for users allowed to see it."""
+
+from django.db.models import Count
+
+from console.models import AuditEntry
+from incidents.models import Incident
+from integrations.models import Shop
+
+
+def build(user) -> dict:
+    context: dict = {}
+    if user.has_perm("integrations.view_shop"):
+        by_state = dict(Shop.objects.values_list("state").annotate(n=Count("id")).order_by())
+        context["shops"] = {
+            "installed": by_state.get(Shop.State.INSTALLED, 0),
+            "uninstalled": by_state.get(Shop.State.UNINSTALLED, 0),
+            "paused": Shop.objects.filter(queue_paused=True).count(),
+        }
+        context["queue"] = queue_health()
+    if user.has_perm("console.view_auditentry"):
+        context["recent_audit"] = list(AuditEntry.objects.select_related("target_type").order_by("-id")[:8])
+    if user.has_perm("incidents.view_status_board"):
+        context["open_incidents"] = list(
+            Incident.objects.exclude(status=Incident.Status.RESOLVED).order_by("severity", "-opened_at")[:5]
+        )
+    return context
+
+
+def queue_health() -> dict:
+    """Queue depth and kept failures of django-q2. Failures are stored, never dropped silently."""
+    from django_q.brokers import get_broker
+    from django_q.models import Failure
+
+    try:
+        depth = get_broker().queue_size()
+    except Exception:  # noqa: BLE001 - a broker outage is shown, not raised
+        depth = None
+    return {"depth": depth, "failed": Failure.objects.count()}

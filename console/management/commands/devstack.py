@@ -1,0 +1,93 @@
+"""Run the whole console locally: web server, django-q2 worker, and (when present) the store
+simulator. Ctrl-C stops every process; if one dies, the others are stopped too."""
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from console.management.commands.seed_demo import DEMO_USERS
+
+
+class Command(BaseCommand):
+    help = "Start the web server, the worker and the store simulator together (local use)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulator-port", type=int, default=8001)
+        parser.add_argument("--no-simulator", action="store_true")
+        parser.add_argument("--password-hint", default="", help="Password to print beside the demo logins.")
+
+    def handle(self, *args, host, port, simulator_port, no_simulator, password_hint, **options):
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        commands = {
+            "web": [*manage, "runserver", f"{host}:{port}", "--noreload"],
+            "worker": [*manage, "qcluster"],
+        }
+        if not no_simulator and _simulator_available():
+            commands["simulator"] = [
+                *manage,
+                "shopify_simulator",
+                "--host",
+                host,
+                "--port",
+                str(simulator_port),
+                "--demo",
+                "--webhook-url",
+                f"http://{host}:{port}/webhooks/shopify",
+            ]
+        processes: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, command in commands.items():
+            # Own process group: Ctrl-C reaches us once and we stop the children in order.
+            processes[name] = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+        self._banner(host, port, list(commands), password_hint)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {process.returncode}; stopping the rest.")
+                        exit_code = process.returncode or 1
+                        stopping = True
+                        break
+                time.sleep(0.3)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+            self.stdout.write("All console processes stopped.")
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _banner(self, host, port, names, password_hint):
+        self.stdout.write(self.style.SUCCESS(f"\nConsole running at http://{host}:{port}/  ({', '.join(names)})"))
+        logins = ", ".join(f"{username} ({role})" for username, role, _ in DEMO_USERS)
+        self.stdout.write(f"Demo logins: {logins}")
+        if password_hint:
+            self.stdout.write(f"Password: {password_hint}")
+        self.stdout.write("Press Ctrl-C to stop everything.\n")
+        self.stdout.flush()
+
+
+def _simulator_available() -> bool:
+    return importlib.util.find_spec("integrations.management.commands.shopify_simulator") is not None

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from console import views
+
+admin.site.site_header = "Support console administration"
+admin.site.site_title = "Support console"
+
+urlpatterns = [
+    path("", views.dashboard_view, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    re_path(r"^healthz/?$", views.healthz, name="healthz"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/<str:app_label>/<str:model>/<str:object_id>/", views.audit_history, name="audit_history"),
+    path("shops/", include("integrations.urls")),
+    path("incidents/", include("incidents.urls")),
+    path("admin/", admin.site.urls),
+]

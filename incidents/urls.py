@@ -1,0 +1,8 @@
+from django.urls import path
+
+from incidents import views
+
+app_name = "incidents"
+urlpatterns = [
+    path("status/", views.status_board, name="status_board"),
+]

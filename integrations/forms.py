@@ -1,0 +1,60 @@
+from django import forms
+
+from integrations.models import Shop
+
+
+def api_url_field() -> forms.URLField:
+    return forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="Admin API base URL",
+        help_text=Shop._meta.get_field("api_url").help_text,
+    )
+
+
+class ShopCreateForm(forms.ModelForm):
+    api_url = api_url_field()
+    webhook_secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The app's client secret that signs webhooks. Stored, never shown again in full.",
+    )
+    access_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Admin API access token (optional now, needed for outbound calls).",
+    )
+
+    class Meta:
+        model = Shop
+        fields = ["domain", "name", "api_url", "api_version", "webhook_secret", "access_token"]
+        widgets = {"domain": forms.TextInput(attrs={"placeholder": "example-store.myshopify.com", "autofocus": True})}
+
+    def clean_domain(self):
+        return self.cleaned_data["domain"].strip().lower()
+
+
+class ShopEditForm(forms.ModelForm):
+    api_url = api_url_field()
+    reason = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"})
+    )
+
+    class Meta:
+        model = Shop
+        fields = ["name", "api_url", "api_version", "queue_paused"]
+
+
+class ShopSecretsForm(forms.Form):
+    new_webhook_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Rotating keeps the previous secret valid for an hour, as Shopify may still sign with it.",
+    )
+    new_access_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    reason = forms.CharField(widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"}))
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("new_webhook_secret") and not data.get("new_access_token"):
+            raise forms.ValidationError("Enter a new webhook secret, a new access token, or both.")
+        return data

@@ -1,0 +1,116 @@
+"""Changes to shops. Views and management commands call these; each one writes its audit entry in
+the same transaction as the change."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from console.audit import changed_fields, record_action
+from console.secrets import mask_secret
+from integrations.models import Shop
+
+# Shopify may keep signing with the old secret for up to an hour after a rotation.
+DEFAULT_ROTATION_GRACE = timedelta(hours=1)
+EDITABLE_FIELDS = ("name", "api_url", "api_version", "queue_paused")
+
+
+def _snapshot(shop: Shop) -> dict:
+    return {
+        "domain": shop.domain,
+        "name": shop.name,
+        "api_url": shop.api_url,
+        "api_version": shop.api_version,
+        "state": shop.state,
+        "queue_paused": shop.queue_paused,
+        "webhook_secret": mask_secret(shop.webhook_secret),
+        "previous_webhook_secret": mask_secret(shop.previous_webhook_secret),
+        "access_token": mask_secret(shop.access_token),
+    }
+
+
+def register_shop(
+    *,
+    by,
+    domain: str,
+    webhook_secret: str,
+    access_token: str = "",
+    api_url: str = "",
+    api_version: str = "",
+    name: str = "",
+    request=None,
+) -> Shop:
+    """Create a shop (validated like the admin form) and audit it."""
+    shop = Shop(
+        domain=domain.strip().lower(),
+        name=name,
+        webhook_secret=webhook_secret,
+        access_token=access_token,
+        api_url=api_url,
+    )
+    if api_version:
+        shop.api_version = api_version
+    shop.full_clean()
+    with transaction.atomic():
+        shop.save()
+        record_action(actor=by, verb="shop.register", target=shop, after=_snapshot(shop), request=request)
+    return shop
+
+
+def update_shop(*, by, shop: Shop, changes: dict, reason: str = "", request=None) -> Shop:
+    """Change the non-secret settings of a shop. Unknown keys are a programming error."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        before = _snapshot(shop)
+        for field, value in changes.items():
+            setattr(shop, field, value)
+        shop.full_clean()
+        shop.save()
+        old, new = changed_fields(before, _snapshot(shop))
+        if new:
+            record_action(
+                actor=by, verb="shop.update", target=shop, before=old, after=new, reason=reason, request=request
+            )
+    return shop
+
+
+def rotate_webhook_secret(
+    *, by, shop: Shop, new_secret: str, grace: timedelta = DEFAULT_ROTATION_GRACE, reason: str = "", request=None
+) -> Shop:
+    """Make `new_secret` current; the old one keeps verifying for `grace` so in-flight retries pass."""
+    if not new_secret or new_secret == shop.webhook_secret:
+        raise ValueError("The new secret must differ from the current one.")
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        before = _snapshot(shop)
+        shop.previous_webhook_secret = shop.webhook_secret
+        shop.previous_secret_retire_at = timezone.now() + grace
+        shop.webhook_secret = new_secret
+        shop.save()
+        old, new = changed_fields(before, _snapshot(shop))
+        record_action(
+            actor=by,
+            verb="shop.rotate_webhook_secret",
+            target=shop,
+            before=old,
+            after=new,
+            reason=reason,
+            request=request,
+        )
+    return shop
+
+
+def set_access_token(*, by, shop: Shop, token: str, reason: str = "", request=None) -> Shop:
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        before = _snapshot(shop)
+        shop.access_token = token
+        shop.save()
+        old, new = changed_fields(before, _snapshot(shop))
+        record_action(
+            actor=by, verb="shop.set_access_token", target=shop, before=old, after=new, reason=reason, request=request
+        )
+    return shop

@@ -1,0 +1,89 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from console.access import require_perm
+from console.models import AuditEntry
+from integrations import services
+from integrations.forms import ShopCreateForm, ShopEditForm, ShopSecretsForm
+from integrations.models import Shop
+
+
+@require_GET
+@require_perm("integrations.view_shop")
+def shop_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "integrations/shop_list.html", {"shops": Shop.objects.all()})
+
+
+@require_GET
+@require_perm("integrations.view_shop")
+def shop_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    shop = get_object_or_404(Shop, pk=pk)
+    history = AuditEntry.objects.for_object(shop).order_by("-id")[:10]
+    return render(request, "integrations/shop_detail.html", {"shop": shop, "history": history})
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("integrations.add_shop", "integrations.manage_shop_secrets")
+def shop_create(request: HttpRequest) -> HttpResponse:
+    form = ShopCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            shop = services.register_shop(by=request.user, request=request, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Shop {shop.domain} registered.")
+            return redirect("integrations:shop_detail", pk=shop.pk)
+    return render(request, "integrations/shop_form.html", {"form": form, "title": "Register a shop"})
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("integrations.change_shop")
+def shop_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    shop = get_object_or_404(Shop, pk=pk)
+    form = ShopEditForm(request.POST or None, instance=Shop.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        changes = {field: form.cleaned_data[field] for field in ShopEditForm.Meta.fields}
+        services.update_shop(
+            by=request.user, shop=shop, changes=changes, reason=form.cleaned_data["reason"], request=request
+        )
+        messages.success(request, "Shop settings saved.")
+        return redirect("integrations:shop_detail", pk=shop.pk)
+    return render(request, "integrations/shop_form.html", {"form": form, "title": f"Edit {shop.domain}", "shop": shop})
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm("integrations.manage_shop_secrets")
+def shop_secrets(request: HttpRequest, pk: int) -> HttpResponse:
+    shop = get_object_or_404(Shop, pk=pk)
+    form = ShopSecretsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        try:
+            if form.cleaned_data["new_webhook_secret"]:
+                shop = services.rotate_webhook_secret(
+                    by=request.user,
+                    shop=shop,
+                    new_secret=form.cleaned_data["new_webhook_secret"],
+                    reason=reason,
+                    request=request,
+                )
+            if form.cleaned_data["new_access_token"]:
+                shop = services.set_access_token(
+                    by=request.user,
+                    shop=shop,
+                    token=form.cleaned_data["new_access_token"],
+                    reason=reason,
+                    request=request,
+                )
+        except ValueError as exc:
+            form.add_error("new_webhook_secret", str(exc))
+        else:
+            messages.success(request, "Secrets updated.")
+            return redirect("integrations:shop_detail", pk=shop.pk)
+    return render(
+        request, "integrations/shop_form.html", {"form": form, "title": f"Secrets for {shop.domain}", "shop": shop}
+    )

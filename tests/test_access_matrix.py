@@ -1,0 +1,117 @@
+"""Role-by-view access for every URL the console has.
+
+`ACCESS` must name every URL pattern (outside Django's admin, tested on its own below); a new page
+that is not added here fails `test_every_url_is_in_the_matrix`, so nobody ships a page unchecked.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from console import roles
+from console.audit import record_action
+from tests.factories import ShopFactory
+
+ANON = "anonymous"
+S, CS, A = roles.SUPPORT, roles.CUSTOMER_SERVICE, roles.ADMIN
+LOGIN = "login-redirect"
+
+# url name -> expected GET status per audience ("login-redirect" = 302 to the login page)
+ACCESS = {
+    "dashboard": {ANON: LOGIN, S: 200, CS: 200, A: 200},
+    "login": {ANON: 200, S: 302, CS: 302, A: 302},
+    "logout": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only, so a link cannot log you out
+    "healthz": {ANON: 200, S: 200, CS: 200, A: 200},
+    "audit_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "audit_history": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "integrations:shop_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "integrations:shop_detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "integrations:shop_create": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
+}
+# Views that change something: a POST from a role without the right gets 403 and changes nothing.
+ACTIONS = {
+    "integrations:shop_create": {S: 403, CS: 403},
+    "integrations:shop_edit": {S: 403, CS: 403},
+    "integrations:shop_secrets": {S: 403, CS: 403},
+}
+
+
+def _url_names(patterns, namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                continue
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _url_names(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield f"{namespace}{pattern.name}"
+
+
+def test_every_url_is_in_the_matrix():
+    assert set(_url_names(get_resolver().url_patterns)) == set(ACCESS)
+
+
+@pytest.fixture
+def url_for(db, admin_user):
+    shop = ShopFactory()
+    record_action(actor=admin_user, verb="shop.update", target=shop)
+    kwargs = {
+        "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
+        "integrations:shop_detail": {"pk": shop.pk},
+        "integrations:shop_edit": {"pk": shop.pk},
+        "integrations:shop_secrets": {"pk": shop.pk},
+    }
+    return lambda name: reverse(name, kwargs=kwargs.get(name))
+
+
+@pytest.mark.parametrize("name", sorted(ACCESS))
+@pytest.mark.parametrize("audience", [ANON, S, CS, A])
+def test_get_access(client, users_by_role, url_for, name, audience):
+    if audience != ANON:
+        client.force_login(users_by_role[audience])
+    url = url_for(name)
+    response = client.get(url)
+    expected = ACCESS[name][audience]
+    if expected == LOGIN:
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    else:
+        assert response.status_code == expected, f"{audience} GET {url}"
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+@pytest.mark.parametrize("audience", [S, CS])
+def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name, audience):
+    from console.models import AuditEntry
+    from integrations.models import Shop
+
+    client.force_login(users_by_role[audience])
+    before = (list(Shop.objects.values()), AuditEntry.objects.count())
+    response = client.post(
+        url_for(name),
+        {
+            "domain": "new.myshopify.com",
+            "webhook_secret": "x" * 20,
+            "name": "Hijack",
+            "new_webhook_secret": "y" * 20,
+            "reason": "r",
+        },
+    )
+    assert response.status_code == ACTIONS[name][audience]
+    assert (list(Shop.objects.values()), AuditEntry.objects.count()) == before
+
+
+@pytest.mark.parametrize("audience", [S, CS])
+def test_django_admin_is_for_staff_only(client, users_by_role, audience):
+    client.force_login(users_by_role[audience])
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_anonymous_post_to_an_action_is_sent_to_login(client, url_for):
+    response = client.post(url_for("integrations:shop_create"), {"domain": "x.myshopify.com"})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
