@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+
+from console.management.commands.devstack import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,15 +65,9 @@ def running(command: list[str], env: dict[str, str] | None = None):
         stop(process)
 
 
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> str:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def stop(process: subprocess.Popen) -> str:
+    """Stop a process started by `running` the way devstack does; return what it printed."""
+    stop_processes([process])
     return process.stdout.read() if process.stdout else ""
 
 

@@ -1,6 +1,7 @@
 """Run the whole console locally: web server, django-q2 worker, and (when present) the store
 simulator. Ctrl-C stops every process; if one dies, the others are stopped too."""
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -66,15 +67,7 @@ class Command(BaseCommand):
                         break
                 time.sleep(0.3)
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            for process in processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            stop_processes(processes.values())
             self.stdout.write("All console processes stopped.")
         if exit_code:
             sys.exit(exit_code)
@@ -87,6 +80,23 @@ class Command(BaseCommand):
             self.stdout.write(f"Password: {password_hint}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         self.stdout.flush()
+
+
+def stop_processes(processes, timeout: float = 15) -> None:
+    """SIGTERM each main process (not its group: qcluster stops its own children in order and
+    hangs if they are signalled behind its back), then SIGKILL the group of any that linger."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _simulator_available() -> bool:
