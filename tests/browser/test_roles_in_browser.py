@@ -1,4 +1,7 @@
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from console import roles
 from tests.factories import ShopFactory, UserFactory
@@ -38,11 +41,12 @@ def test_admin_registers_a_shop_with_the_keyboard(page, login):
     login("admin-browser")
     page.goto("/shops/")
     page.get_by_role("link", name="Register a shop").click()
-    page.keyboard.type("kb-shop.myshopify.com")  # the domain field has focus on arrival
+    expect(page.get_by_label("Domain")).to_be_focused()  # ready to type on arrival
+    page.keyboard.type("kb-shop.myshopify.com")
     page.get_by_label("Webhook secret").fill("kb-secret-0123456789")
     page.get_by_label("Webhook secret").press("Enter")
-    page.wait_for_url("**/shops/*/")
-    assert page.get_by_role("heading", name="kb-shop.myshopify.com").is_visible()
+    page.wait_for_url(re.compile(r"/shops/\d+/$"))
+    expect(page.get_by_role("heading", name="kb-shop.myshopify.com")).to_be_visible()
     body = page.content()
     assert "kb-secret-0123456789" not in body and "••••6789" in body
 
