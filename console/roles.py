@@ -16,6 +16,12 @@ _CUSTOMER_SERVICE = {
 _SUPPORT = _CUSTOMER_SERVICE | {
     "console.view_auditentry",
     "integrations.view_shop",
+    "integrations.view_event",
+    "integrations.view_delivery",
+    "integrations.view_job",
+    "integrations.view_attempt",
+    "integrations.triage_event",
+    "integrations.view_privacyrequest",
     "incidents.view_incident",
     "incidents.add_incident",
     "incidents.change_incident",
