@@ -127,6 +127,7 @@ class Event(models.Model):
     tags = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        permissions = [("triage_event", "Can assign, tag, acknowledge, resolve or ignore failed events")]
         constraints = [
             models.UniqueConstraint(fields=["shop", "webhook_id"], name="int_event_unique_webhook"),
         ]

@@ -94,6 +94,9 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
+            options={
+                "permissions": [("triage_event", "Can assign, tag, acknowledge, resolve or ignore failed events")],
+            },
         ),
         migrations.CreateModel(
             name="Delivery",
