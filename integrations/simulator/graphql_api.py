@@ -27,7 +27,7 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.utilities import value_from_ast_untyped
+from graphql.execution.values import get_directive_values
 
 from integrations.simulator.buckets import GRAPHQL_SINGLE_QUERY_MAX_COST
 from integrations.simulator.cost import OperationAnalysis
@@ -56,6 +56,7 @@ from integrations.simulator.versions import idempotency_required
 log = logging.getLogger(__name__)
 
 SCHEMA = build_schema(SDL)
+_IDEMPOTENT = SCHEMA.get_directive("idempotent")
 MAX_PAGE_SIZE = 250
 RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
 ACCESS_SCOPE_DOCS = "https://shopify.dev/api/usage/access-scopes"
@@ -885,11 +886,9 @@ def _adjust_quantities(info: GraphQLResolveInfo, data: dict) -> dict:
 
 def _idempotency_key(info: GraphQLResolveInfo) -> str | None:
     for node in info.field_nodes:
-        for directive in node.directives or ():
-            if directive.name.value == "idempotent":
-                for argument in directive.arguments:
-                    if argument.name.value == "key":
-                        return value_from_ast_untyped(argument.value, info.variable_values)
+        values = get_directive_values(_IDEMPOTENT, node, info.variable_values)
+        if values is not None:
+            return values["key"]
     return None
 
 

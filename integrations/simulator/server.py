@@ -8,6 +8,7 @@ REST leaky bucket (429 + `Retry-After`), then scopes and the handler.
 
 import logging
 import math
+import sys
 import threading
 import time
 import uuid
@@ -280,6 +281,13 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
         super().__init__(address, _Handler)
         self.simulator = simulator
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients hanging up mid-response are routine; anything else is logged."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        log.exception("simulator connection from %s failed", client_address)
 
 
 @dataclass

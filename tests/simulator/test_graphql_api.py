@@ -64,7 +64,9 @@ def test_node_and_nodes_resolve_any_record_type(api):
     }
     assert nodes[1]["quantities"][0] == {"name": "available", "quantity": level["available"]}
     assert nodes[2] is None
-    single = api.graphql('{ node(id: "%s") { id } }' % order["admin_graphql_api_id"]).json()["data"]["node"]
+    single = api.graphql("query($id: ID!) { node(id: $id) { id } }", {"id": order["admin_graphql_api_id"]}).json()[
+        "data"
+    ]["node"]
     assert single == {"id": order["admin_graphql_api_id"]}
 
 
@@ -76,7 +78,9 @@ def test_requested_and_actual_cost_with_refund(clocked_api):
         "actualQueryCost": 7,
         "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1993, "restoreRate": 100.0},
     }
-    nested = clocked_api.graphql("{ products(first: 50) { edges { node { id variants(first: 10) { nodes { id } } } } } }")
+    nested = clocked_api.graphql(
+        "{ products(first: 50) { edges { node { id variants(first: 10) { nodes { id } } } } } }"
+    )
     cost = _cost(nested)
     assert cost["requestedQueryCost"] == 2 + 50 * (1 + 2 + 10)
     products = nested.json()["data"]["products"]["edges"]
@@ -84,22 +88,33 @@ def test_requested_and_actual_cost_with_refund(clocked_api):
     assert cost["actualQueryCost"] == 2 + len(products) * 3 + variants
     # Only the actual cost stays taken: the rest of the requested cost was refunded.
     assert cost["throttleStatus"]["currentlyAvailable"] == 1993 - cost["actualQueryCost"]
-    mutation_cost = _cost(clocked_api.graphql('mutation { tagsAdd(id: "gid://shopify/Product/1", tags: ["x"]) { userErrors { message } } }'))
+    mutation_cost = _cost(
+        clocked_api.graphql(
+            'mutation { tagsAdd(id: "gid://shopify/Product/1", tags: ["x"]) { userErrors { message } } }'
+        )
+    )
     assert mutation_cost["requestedQueryCost"] == 10
 
 
 def test_throttled_when_the_bucket_is_empty_and_restored_at_100_per_second(clocked_api, clock):
     clocked_api.create_shop(records=300)
-    gids = [r["admin_graphql_api_id"] for kind in ("products", "customers", "orders") for r in clocked_api.records(kind)][:250]
+    gids = [
+        r["admin_graphql_api_id"] for kind in ("products", "customers", "orders") for r in clocked_api.records(kind)
+    ][:250]
     query = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
     for n in range(1, 9):  # 8 x 250 = the whole 2000-point bucket
-        assert _cost(clocked_api.graphql(query, {"ids": gids}))["throttleStatus"]["currentlyAvailable"] == 2000 - 250 * n
+        assert (
+            _cost(clocked_api.graphql(query, {"ids": gids}))["throttleStatus"]["currentlyAvailable"] == 2000 - 250 * n
+        )
     throttled = clocked_api.graphql(query, {"ids": gids})
     assert throttled.status_code == 200
     body = throttled.json()
     assert "data" not in body
     assert body["errors"] == [
-        {"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}
+        {
+            "message": "Throttled",
+            "extensions": {"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"},
+        }
     ]
     assert body["extensions"]["cost"] == {
         "requestedQueryCost": 250,
@@ -125,7 +140,9 @@ def test_single_query_max_cost(clocked_api):
         "maxCost": 1000,
         "documentation": "https://shopify.dev/api/usage/rate-limits",
     }
-    assert error["message"].startswith(f"Query cost is {requested}, which exceeds the single query max cost limit (1000).")
+    assert error["message"].startswith(
+        f"Query cost is {requested}, which exceeds the single query max cost limit (1000)."
+    )
     assert _cost(response)["throttleStatus"]["currentlyAvailable"] == 2000  # nothing charged
 
 
@@ -141,7 +158,9 @@ def test_missing_scope_gives_access_denied_with_partial_data(api):
         "documentation": "https://shopify.dev/api/usage/access-scopes",
         "requiredAccess": "`read_customers` access scope.",
     }
-    denied = api.graphql('mutation { productUpdate(product: {id: "gid://shopify/Product/1", title: "x"}) { userErrors { message } } }')
+    denied = api.graphql(
+        'mutation { productUpdate(product: {id: "gid://shopify/Product/1", title: "x"}) { userErrors { message } } }'
+    )
     assert denied.json()["errors"][0]["message"] == (
         "Access denied for productUpdate field. Required access: `write_products` access scope."
     )
@@ -151,7 +170,11 @@ def test_missing_scope_gives_access_denied_with_partial_data(api):
 def test_current_app_installation_lists_scope_handles(api):
     api.create_shop(scopes=["write_products", "read_orders"])
     scopes = api.graphql("{ currentAppInstallation { accessScopes { handle } } }").json()["data"]
-    assert scopes == {"currentAppInstallation": {"accessScopes": [{"handle": "write_products"}, {"handle": "read_products"}, {"handle": "read_orders"}]}}
+    assert scopes == {
+        "currentAppInstallation": {
+            "accessScopes": [{"handle": "write_products"}, {"handle": "read_products"}, {"handle": "read_orders"}]
+        }
+    }
 
 
 def test_invalid_input_comes_back_as_user_errors(api):
@@ -163,20 +186,32 @@ def test_invalid_input_comes_back_as_user_errors(api):
         {"p": {"id": product["admin_graphql_api_id"], "title": ""}},
     )
     assert blank.json()["data"] == {
-        "productUpdate": {"product": None, "userErrors": [{"field": ["product", "title"], "message": "Title can't be blank"}]}
+        "productUpdate": {
+            "product": None,
+            "userErrors": [{"field": ["product", "title"], "message": "Title can't be blank"}],
+        }
     }
     taken = api.graphql(
         "mutation($i: CustomerInput!) { customerUpdate(input: $i) { userErrors { field message } } }",
         {"i": {"id": customers[0]["admin_graphql_api_id"], "email": customers[1]["email"]}},
     )
-    assert taken.json()["data"]["customerUpdate"]["userErrors"] == [{"field": ["input", "email"], "message": "Email has already been taken"}]
+    assert taken.json()["data"]["customerUpdate"]["userErrors"] == [
+        {"field": ["input", "email"], "message": "Email has already been taken"}
+    ]
     negative = api.graphql(
         """mutation($pid: ID!, $v: [ProductVariantsBulkInput!]!) { productVariantsBulkUpdate(productId: $pid, variants: $v) {
             productVariants { id } userErrors { field message code } } }""",
-        {"pid": product["admin_graphql_api_id"], "v": [{"id": product["variants"][0]["admin_graphql_api_id"], "price": "-1.00"}]},
+        {
+            "pid": product["admin_graphql_api_id"],
+            "v": [{"id": product["variants"][0]["admin_graphql_api_id"], "price": "-1.00"}],
+        },
     )
     assert negative.json()["data"]["productVariantsBulkUpdate"]["userErrors"] == [
-        {"field": ["variants", "0", "price"], "message": "Price must be greater than or equal to 0", "code": "GREATER_THAN_OR_EQUAL_TO"}
+        {
+            "field": ["variants", "0", "price"],
+            "message": "Price must be greater than or equal to 0",
+            "code": "GREATER_THAN_OR_EQUAL_TO",
+        }
     ]
     assert api.records("products")[0]["variants"][0]["price"] == product["variants"][0]["price"]
 
@@ -233,10 +268,14 @@ def test_inventory_set_with_compare_guard(api):
 
     stale = set_to(5, level["available"] + 1, "k1")
     assert stale["inventoryAdjustmentGroup"] is None
-    assert stale["userErrors"] == [{"field": ["input", "quantities", "0", "changeFromQuantity"], "code": "CHANGE_FROM_QUANTITY_STALE"}]
+    assert stale["userErrors"] == [
+        {"field": ["input", "quantities", "0", "changeFromQuantity"], "code": "CHANGE_FROM_QUANTITY_STALE"}
+    ]
     ok = set_to(5, level["available"], "k2")
     assert ok["userErrors"] == []
-    assert ok["inventoryAdjustmentGroup"]["changes"] == [{"name": "available", "delta": 5 - level["available"], "quantityAfterChange": 5}]
+    assert ok["inventoryAdjustmentGroup"]["changes"] == [
+        {"name": "available", "delta": 5 - level["available"], "quantityAfterChange": 5}
+    ]
     assert api.records("inventory_levels")[0]["available"] == 5
 
 
@@ -267,7 +306,9 @@ def test_deprecated_fields_are_reported_in_a_header(api):
     assert compare.headers["X-Shopify-API-Deprecated-Reason"] == "InventoryQuantityInput.compareQuantity"
 
 
-@pytest.mark.parametrize(("requested", "answered"), [("2026-04", "2026-04"), ("2024-10", "2026-01"), ("2099-01", "2026-01")])
+@pytest.mark.parametrize(
+    ("requested", "answered"), [("2026-04", "2026-04"), ("2024-10", "2026-01"), ("2099-01", "2026-01")]
+)
 def test_unsupported_versions_fall_forward(api, requested, answered):
     api.create_shop()
     response = api.graphql(PRODUCT_IDS, version=requested)
@@ -280,14 +321,16 @@ def test_search_query_and_sort_key(clocked_api, clock):
     clocked_api.create_shop()
     target = clocked_api.records("products")[3]
     clock.advance(3600)
-    clocked_api.control("PATCH", f"/shops/{DOMAIN}/records/products/{target['id']}", json={"changes": {"vendor": "Zed Corp"}})
+    clocked_api.control(
+        "PATCH", f"/shops/{DOMAIN}/records/products/{target['id']}", json={"changes": {"vendor": "Zed Corp"}}
+    )
     since = clocked_api.records("products")[3]["updated_at"]
-    query = 'query($q: String) { products(first: 50, query: $q, sortKey: UPDATED_AT, reverse: true) { nodes { id vendor } } }'
+    query = "query($q: String) { products(first: 50, query: $q, sortKey: UPDATED_AT, reverse: true) { nodes { id vendor } } }"
     recent = clocked_api.graphql(query, {"q": f"updated_at:>='{since}'"}).json()["data"]["products"]["nodes"]
     assert recent == [{"id": target["admin_graphql_api_id"], "vendor": "Zed Corp"}]
     newest_first = clocked_api.graphql(query, {"q": None}).json()["data"]["products"]["nodes"]
     assert newest_first[0]["id"] == target["admin_graphql_api_id"]
-    count = clocked_api.graphql('{ productsCount(query: "vendor:\'Zed Corp\'") { count precision } }').json()
+    count = clocked_api.graphql("{ productsCount(query: \"vendor:'Zed Corp'\") { count precision } }").json()
     assert count["data"]["productsCount"] == {"count": 1, "precision": "EXACT"}
 
 
@@ -296,7 +339,10 @@ def test_malformed_requests(api):
     url = f"{api.base}/{DOMAIN}/admin/api/2026-10/graphql.json"
     headers = {"X-Shopify-Access-Token": "shpat_test_token", "Content-Type": "application/json"}
     bad_json = api.http.post(url, data=b"{not json", headers=headers)
-    assert (bad_json.status_code, bad_json.json()) == (400, {"errors": {"query": "Required parameter missing or invalid"}})
+    assert (bad_json.status_code, bad_json.json()) == (
+        400,
+        {"errors": {"query": "Required parameter missing or invalid"}},
+    )
     syntax = api.graphql("{ products(first: 1) { nodes { id }")
     assert syntax.status_code == 200
     assert "Syntax Error" in syntax.json()["errors"][0]["message"]

@@ -40,7 +40,10 @@ def test_directive_is_required_from_2026_04(api, version):
     level = api.records("inventory_levels")[0]
     body = _adjust(api, level, 5, version=version)
     assert body["data"] == {"inventoryAdjustQuantities": None}
-    assert body["errors"][0]["message"] == "The @idempotent directive is required for inventoryAdjustQuantities from API version 2026-04."
+    assert (
+        body["errors"][0]["message"]
+        == "The @idempotent directive is required for inventoryAdjustQuantities from API version 2026-04."
+    )
     assert _available(api, level) == level["available"]
 
 
@@ -67,8 +70,9 @@ def test_a_repeated_key_returns_the_original_result_and_changes_stock_once(api, 
     time.sleep(0.2)
     assert len(receiver.of("inventory_levels/update")) == 1
     third = _adjust(api, level, 5, key="a-new-key")
-    assert third["data"]["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["id"] != (
-        first["data"]["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["id"]
+    assert (
+        third["data"]["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["id"]
+        != (first["data"]["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["id"])
     )
     assert _available(api, level) == level["available"] + 10
 
@@ -80,7 +84,11 @@ def test_the_same_key_with_other_parameters_is_a_mismatch(api):
     mismatch = _adjust(api, level, 6, key="k-1")["data"]["inventoryAdjustQuantities"]
     assert mismatch["inventoryAdjustmentGroup"] is None
     assert mismatch["userErrors"] == [
-        {"field": None, "message": "The idempotency key was already used with different parameters.", "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH"}
+        {
+            "field": None,
+            "message": "The idempotency key was already used with different parameters.",
+            "code": "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+        }
     ]
     assert _available(api, level) == level["available"] + 5
 
@@ -91,7 +99,9 @@ def test_a_retry_that_overtakes_a_slow_original_gets_concurrent_request(api):
     # The original stalls 0.6 s after registering its key (only it is slowed: count=1).
     api.fault("slow_responses", params={"seconds": 0.6}, count=1)
     results = {}
-    original = threading.Thread(target=lambda: results.setdefault("original", _adjust(api.__class__(api.base), level, 4, key="slow")))
+    original = threading.Thread(
+        target=lambda: results.setdefault("original", _adjust(api.__class__(api.base), level, 4, key="slow"))
+    )
     original.start()
     time.sleep(0.2)
     overtaking = _adjust(api, level, 4, key="slow")["data"]["inventoryAdjustQuantities"]

@@ -9,7 +9,12 @@ QUERY = "{ shop { name } }"
 def _refresh(api, refresh_token, secret=SECRET):
     return api.http.post(
         f"{api.base}/{DOMAIN}/admin/oauth/access_token",
-        data={"client_id": "simulator-client-id", "client_secret": secret, "grant_type": "refresh_token", "refresh_token": refresh_token},
+        data={
+            "client_id": "simulator-client-id",
+            "client_secret": secret,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+        },
     )
 
 
