@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from incidents.models import Incident, IncidentUpdate
-from integrations.models import Shop
+from integrations.models import Attempt, Delivery, Event, Job, Shop
 
 TEST_PASSWORD = "correct-horse-battery"
 
@@ -55,3 +55,55 @@ class IncidentUpdateFactory(factory.django.DjangoModelFactory):
     incident = factory.SubFactory(IncidentFactory)
     body = factory.Sequence(lambda n: f"Update {n}")
     author = factory.SelfAttribute("incident.opened_by")
+
+
+# --- Event log ------------------------------------------------------------------------------
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    shop = factory.SubFactory(ShopFactory)
+    webhook_id = factory.Sequence(lambda n: f"wh-{n:08d}-0000-4000-8000-000000000000")
+    topic = "orders/create"
+    status = Event.Status.QUEUED
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    """An accepted delivery of `event` by default; pass event=None with outcome/response_status for a rejected one."""
+
+    class Meta:
+        model = Delivery
+
+    event = factory.SubFactory(EventFactory)
+    shop = factory.LazyAttribute(lambda d: d.event.shop if d.event else None)
+    shop_domain = factory.LazyAttribute(lambda d: d.event.shop.domain if d.event else "unknown.myshopify.com")
+    topic = factory.LazyAttribute(lambda d: d.event.topic if d.event else "orders/create")
+    webhook_id = factory.LazyAttribute(lambda d: d.event.webhook_id if d.event else "")
+    headers = factory.LazyAttribute(lambda d: {"X-Shopify-Topic": d.topic, "X-Shopify-Hmac-Sha256": "[redacted]"})
+    body = b'{"id": 1}'
+    body_size = factory.LazyAttribute(lambda d: len(d.body or b""))
+    signature_valid = factory.LazyAttribute(lambda d: d.event is not None)
+    outcome = factory.LazyAttribute(lambda d: Delivery.Outcome.ACCEPTED if d.event else Delivery.Outcome.REJECTED)
+    response_status = factory.LazyAttribute(lambda d: 200 if d.event else 401)
+    reason = factory.LazyAttribute(lambda d: "" if d.event else "HMAC signature did not match")
+    duration_ms = 3.5
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Job
+
+    event = factory.SubFactory(EventFactory)
+    name = factory.Sequence(lambda n: f"job_{n}")
+    status = Job.Status.SUCCEEDED
+
+
+class AttemptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Attempt
+
+    job = factory.SubFactory(JobFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    outcome = Attempt.Outcome.SUCCEEDED
