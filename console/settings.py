@@ -115,6 +115,18 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.5)
 
+# --- Webhook intake -------------------------------------------------------------------------
+# Bodies above this are refused with 413 and recorded without the body. Shopify payloads can
+# exceed 1 MB (large orders), so the default leaves ample room.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+# How long (seconds) the receiver caches a shop's secrets in memory; a rotation takes effect
+# within this time (the previous secret keeps verifying for an hour anyway).
+WEBHOOK_SHOP_CACHE_SECONDS = env.float("WEBHOOK_SHOP_CACHE_SECONDS", default=5.0)
+# A worker that claimed an event and then died: the event goes back to the queue after this.
+EVENT_CLAIM_LEASE_SECONDS = env.int("EVENT_CLAIM_LEASE_SECONDS", default=120)
+# Each pump task runs this long, then hands over to a fresh one (must stay below Q_TIMEOUT).
+EVENT_PUMP_RUN_SECONDS = env.int("EVENT_PUMP_RUN_SECONDS", default=50)
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -419,6 +419,7 @@ class WorkerHeartbeat(models.Model):
     """Last sign of life of the event pump, so the dashboard can say whether the worker is alive."""
 
     name = models.CharField(max_length=64, unique=True)
+    owner = models.CharField(max_length=64, blank=True, help_text="The pump holding the lease.")
     beat_at = models.DateTimeField()
     processed_total = models.BigIntegerField(default=0)
 

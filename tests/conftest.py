@@ -1,6 +1,7 @@
 import pytest
 
 from console import roles
+from integrations.receiver import shop_cache
 from tests.factories import UserFactory
 
 
@@ -38,3 +39,11 @@ def client_as(client):
         return client
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def _fresh_receiver_shop_cache():
+    """Each test has its own shops; the receiver's few-second cache must not carry ids across."""
+    shop_cache.clear()
+    yield
+    shop_cache.clear()

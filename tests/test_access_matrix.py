@@ -21,6 +21,7 @@ ACCESS = {
     "login": {ANON: 200, S: 302, CS: 302, A: 302},
     "logout": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only, so a link cannot log you out
     "healthz": {ANON: 200, S: 200, CS: 200, A: 200},
+    "webhook_receiver": {ANON: 405, S: 405, CS: 405, A: 405},  # no login: Shopify POSTs, signed
     "audit_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "audit_history": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "integrations:shop_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},

@@ -1,0 +1,60 @@
+"""Register and list shops from the terminal: `manage.py shops add DOMAIN --webhook-secret S ...`."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.models import Shop
+from integrations.services import register_shop
+
+
+class Command(BaseCommand):
+    help = "Register or list the Shopify shops the console supports."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        add = sub.add_parser("add", help="Register a shop.")
+        add.add_argument("domain", help="The shop's permanent domain, e.g. example.myshopify.com")
+        add.add_argument("--webhook-secret", required=True, help="The app secret that signs webhooks.")
+        add.add_argument("--access-token", default="", help="Admin API access token.")
+        add.add_argument("--api-url", default="", help="Base URL of the Admin API (the simulator); default: Shopify.")
+        add.add_argument("--api-version", default="", help="API version, YYYY-MM (default: the console's).")
+        add.add_argument("--name", default="")
+        sub.add_parser("list", help="List shops (secrets masked).")
+
+    def handle(self, *args, action, **options):
+        if action == "add":
+            self._add(**options)
+        else:
+            self._list()
+
+    def _add(self, *, domain, webhook_secret, access_token, api_url, api_version, name, **_):
+        if Shop.objects.filter(domain=domain.strip().lower()).exists():
+            raise CommandError(f"{domain} is already registered; change it in the console (Shops).")
+        try:
+            shop = register_shop(
+                by=None,
+                domain=domain,
+                webhook_secret=webhook_secret,
+                access_token=access_token,
+                api_url=api_url,
+                api_version=api_version,
+                name=name,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+            raise CommandError(f"Shop not registered: {problems}") from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Registered {shop.domain} (id {shop.pk}) → {shop.admin_base_url}, API {shop.api_version}"
+            )
+        )
+
+    def _list(self):
+        shops = Shop.objects.all()
+        if not shops:
+            self.stdout.write("No shops registered. Add one with: manage.py shops add DOMAIN --webhook-secret S")
+        for shop in shops:
+            self.stdout.write(
+                f"{shop.domain}\t{shop.state}\t{shop.api_version}\t{shop.admin_base_url}\tsecret {shop.webhook_secret_masked}"
+                f"\ttoken {shop.access_token_masked or '(none)'}"
+            )

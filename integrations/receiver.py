@@ -1,0 +1,301 @@
+"""The webhook receiver: `POST /webhooks/shopify`, one URL for every topic.
+
+Every request becomes a Delivery row before we answer. A verified request also upserts its Event
+(unique per shop and X-Shopify-Webhook-Id) in the same database round trip; nothing is parsed or
+processed here, so the receiver answers fast even when the worker is down or backlogged.
+Answers: 200 stored (new or duplicate), 401 rejected (unknown shop, missing header, bad
+signature), 413 too large, 405 wrong method, 503 when we could not store it (so Shopify retries).
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, connection, models, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+
+from integrations.models import Delivery, Event, Shop
+
+logger = logging.getLogger(__name__)
+
+# Header names as Shopify sends them; the "Events" developer preview drops the X- prefix.
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+REQUIRED_HEADERS = ("X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id", HMAC_HEADER)
+REDACTED_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-shopify-access-token"}
+MAX_HEADER_VALUE = 1000
+
+
+@dataclass(frozen=True)
+class ShopSecrets:
+    id: int
+    secrets: tuple[str, ...]
+
+
+class _ShopCache:
+    """Shop id and verifying secrets by domain, for a few seconds: saves a query per delivery."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ShopSecrets]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, domain: str) -> ShopSecrets | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(domain)
+        if hit and hit[0] > now:
+            return hit[1]
+        shop = Shop.objects.filter(domain=domain).only(
+            "id", "webhook_secret", "previous_webhook_secret", "previous_secret_retire_at"
+        )
+        shop = shop.first()
+        if shop is None:
+            return None  # unknown shops are not cached: registering one takes effect at once
+        entry = ShopSecrets(id=shop.id, secrets=tuple(shop.verifying_secrets()))
+        # Never cache past the moment the previous secret retires.
+        ttl = settings.WEBHOOK_SHOP_CACHE_SECONDS
+        if shop.previous_secret_retire_at is not None:
+            ttl = min(ttl, max(0.0, (shop.previous_secret_retire_at - timezone.now()).total_seconds()))
+        with self._lock:
+            self._entries[domain] = (now + ttl, entry)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+shop_cache = _ShopCache()
+
+
+def header(request: HttpRequest, name: str) -> str:
+    value = request.headers.get(name) or request.headers.get(name.removeprefix("X-")) or ""
+    return value.strip()[:MAX_HEADER_VALUE]
+
+
+def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> bool:
+    """Base64 HMAC-SHA256 of the raw body, compared in constant time against each secret."""
+    for secret in secrets:
+        digest = base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+        if hmac.compare_digest(digest.encode("ascii"), signature.encode("utf-8", "replace")):
+            return True
+    return False
+
+
+def redacted_headers(request: HttpRequest) -> dict[str, str]:
+    headers = {}
+    for name, value in request.headers.items():
+        lowered = name.lower()
+        secretish = lowered in REDACTED_HEADERS or "secret" in lowered or "token" in lowered
+        headers[name] = "[redacted]" if secretish else value[:MAX_HEADER_VALUE]
+    return headers
+
+
+def _parse_triggered_at(value: str) -> datetime | None:
+    if not value:
+        return None
+    # Shopify sends nanoseconds (…57.290670248Z); Python keeps microseconds.
+    trimmed = value
+    if "." in value:
+        head, _, tail = value.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        trimmed = f"{head}.{digits[:6]}{zone}"
+    try:
+        parsed = parse_datetime(trimmed.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+@csrf_exempt
+@login_not_required
+def receive_webhook(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    received_at = timezone.now()
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    base = {
+        "received_at": received_at,
+        "shop_domain": header(request, "X-Shopify-Shop-Domain").lower()[:255],
+        "topic": header(request, "X-Shopify-Topic")[:100],
+        "webhook_id": header(request, "X-Shopify-Webhook-Id")[:100],
+        "headers": redacted_headers(request),
+        "source_ip": request.META.get("REMOTE_ADDR") or None,
+    }
+
+    def reject(status: int, outcome: str, reason: str, body: bytes | None, size: int, **extra) -> JsonResponse:
+        row = Delivery(
+            **base,
+            **extra,
+            body=body,
+            body_size=size,
+            outcome=outcome,
+            response_status=status,
+            reason=reason,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        try:
+            row.save(force_insert=True)
+        except DatabaseError:
+            logger.exception("could not record a rejected webhook delivery")
+            return _unavailable()
+        return JsonResponse({"error": reason}, status=status)
+
+    declared = _content_length(request)
+    if declared is not None and declared > limit:
+        return reject(
+            413, Delivery.Outcome.TOO_LARGE, f"body of {declared} bytes exceeds the {limit}-byte limit", None, declared
+        )
+    try:
+        body = request.read(limit + 1)
+    except OSError:
+        logger.warning("client went away while sending a webhook body")
+        return reject(400, Delivery.Outcome.REJECTED, "could not read the request body", None, 0)
+    if len(body) > limit:
+        return reject(413, Delivery.Outcome.TOO_LARGE, f"body exceeds the {limit}-byte limit", None, len(body))
+    if request.method != "POST":
+        return reject(
+            405, Delivery.Outcome.REJECTED, f"method {request.method} not allowed; Shopify POSTs", body, len(body)
+        )
+
+    missing = [name for name in REQUIRED_HEADERS if not header(request, name)]
+    if missing:
+        return reject(401, Delivery.Outcome.REJECTED, f"missing header {', '.join(missing)}", body, len(body))
+    try:
+        shop = shop_cache.get(base["shop_domain"])
+    except DatabaseError:
+        logger.exception("shop lookup failed while receiving a webhook")
+        return _unavailable()
+    if shop is None:
+        return reject(401, Delivery.Outcome.REJECTED, f"unknown shop {base['shop_domain']}", body, len(body))
+    if not body:
+        return reject(401, Delivery.Outcome.REJECTED, "empty body", body, 0, shop_id=shop.id)
+    if not signature_matches(body, header(request, HMAC_HEADER), shop.secrets):
+        return reject(
+            401,
+            Delivery.Outcome.REJECTED,
+            "HMAC signature does not match",
+            body,
+            len(body),
+            shop_id=shop.id,
+            signature_valid=False,
+        )
+
+    event_fields = {
+        "shop_id": shop.id,
+        "webhook_id": base["webhook_id"],
+        "event_id": header(request, "X-Shopify-Event-Id")[:100],
+        "topic": base["topic"],
+        "api_version": header(request, "X-Shopify-API-Version")[:16],
+        "triggered_at": _parse_triggered_at(header(request, "X-Shopify-Triggered-At")),
+        "received_at": received_at,
+        "last_delivery_at": received_at,
+    }
+    delivery_fields = {
+        **base,
+        "shop_id": shop.id,
+        "body": body,
+        "body_size": len(body),
+        "signature_valid": True,
+        "response_status": 200,
+        "duration_ms": (time.perf_counter() - started) * 1000,
+    }
+    try:
+        event_id, outcome = store_verified_delivery(event_fields, delivery_fields)
+    except DatabaseError:
+        logger.exception("could not store a verified webhook; answering 503 so Shopify retries")
+        shop_cache.clear()  # in case the shop itself changed under the cache
+        return _unavailable()
+    return JsonResponse({"status": outcome, "event": event_id})
+
+
+def _content_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _unavailable() -> JsonResponse:
+    response = JsonResponse({"error": "temporarily unable to store webhooks"}, status=503)
+    response["Retry-After"] = "5"
+    return response
+
+
+# --- Storage: one round trip, one commit -----------------------------------------------------
+
+
+def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[int, str]:
+    """Upsert the Event and insert the Delivery atomically; returns (event id, outcome).
+
+    A first delivery creates the Event (outcome "accepted"); a later one with the same
+    (shop, webhook id) raises its delivery_count (outcome "duplicate") and is never processed
+    again. The unique constraint makes this hold for concurrent duplicates too.
+    """
+    event_columns, event_params = _column_values(Event, event_fields)
+    delivery_fields = {**delivery_fields, "outcome": "", "reason": ""}
+    delivery_fields.pop("event_id", None)
+    delivery_columns, delivery_params = _column_values(
+        Delivery, delivery_fields, exclude=("event", "outcome", "reason")
+    )
+    event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
+    upsert = (
+        # Identifiers come from model metadata; every value is a bound parameter.
+        f"INSERT INTO {event_table} ({', '.join(event_columns)}) VALUES ({', '.join(['%s'] * len(event_columns))}) "  # noqa: S608
+        f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
+        f"last_delivery_at = excluded.last_delivery_at "
+        f"RETURNING id, delivery_count"
+    )
+    outcome_sql = "CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END"
+    reason_sql = "CASE WHEN ev.delivery_count = 1 THEN '' ELSE 'already received: not processed again' END"
+    if connection.vendor == "postgresql":
+        # One statement: the CTE upserts the Event and the outer INSERT adds the Delivery.
+        sql = (
+            f"WITH ev AS ({upsert}) "  # noqa: S608
+            f"INSERT INTO {delivery_table} ({', '.join(delivery_columns)}, event_id, outcome, reason) "
+            f"SELECT {', '.join(['%s'] * len(delivery_columns))}, ev.id, {outcome_sql}, {reason_sql} FROM ev "
+            f"RETURNING event_id, outcome"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*event_params, *delivery_params])
+            event_id, outcome = cursor.fetchone()
+        return event_id, outcome
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(upsert, event_params)
+        event_id, count = cursor.fetchone()
+        outcome = "accepted" if count == 1 else "duplicate"
+        cursor.execute(
+            f"INSERT INTO {delivery_table} ({', '.join(delivery_columns)}, event_id, outcome, reason) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(delivery_columns))}, %s, %s, %s)",
+            [*delivery_params, event_id, outcome, "" if count == 1 else "already received: not processed again"],
+        )
+    return event_id, outcome
+
+
+def _column_values(model: type[models.Model], values: dict, exclude: tuple[str, ...] = ()) -> tuple[list[str], list]:
+    """Every concrete column but the primary key, with given values or the field's default,
+    prepared for this database: raw SQL that stays right when a field with a default is added."""
+    columns, params = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.name in exclude:
+            continue
+        if field.attname in values:
+            value = values[field.attname]
+        elif field.name in values:
+            value = values[field.name]
+        else:
+            value = field.get_default()
+        columns.append(connection.ops.quote_name(field.column))
+        params.append(field.get_db_prep_save(value, connection))
+    return columns, params
