@@ -3,6 +3,7 @@ from django.urls import reverse
 # (label, url name, permission needed or None for any logged-in user)
 NAVIGATION = [
     ("Dashboard", "dashboard", None),
+    ("Events", "events:list", "integrations.view_event"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),
     ("Audit trail", "audit_list", "console.view_auditentry"),

@@ -9,7 +9,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from console import roles
 from console.audit import record_action
-from tests.factories import ShopFactory
+from integrations.models import SavedView
+from tests.factories import DeliveryFactory, EventFactory, ShopFactory
 
 ANON = "anonymous"
 S, CS, A = roles.SUPPORT, roles.CUSTOMER_SERVICE, roles.ADMIN
@@ -30,12 +31,33 @@ ACCESS = {
     "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
+    "events:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "events:poll": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "events:export": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "events:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "events:delivery": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "events:assign": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:tag": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:acknowledge": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:resolve": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:ignore": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:reopen": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:save_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:delete_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
 }
 # Views that change something: a POST from a role without the right gets 403 and changes nothing.
 ACTIONS = {
     "integrations:shop_create": {S: 403, CS: 403},
     "integrations:shop_edit": {S: 403, CS: 403},
     "integrations:shop_secrets": {S: 403, CS: 403},
+    "events:assign": {CS: 403},
+    "events:tag": {CS: 403},
+    "events:acknowledge": {CS: 403},
+    "events:resolve": {CS: 403},
+    "events:ignore": {CS: 403},
+    "events:reopen": {CS: 403},
+    "events:save_view": {CS: 403},
+    "events:delete_view": {CS: 403},
 }
 
 
@@ -58,8 +80,18 @@ def test_every_url_is_in_the_matrix():
 def url_for(db, admin_user):
     shop = ShopFactory()
     record_action(actor=admin_user, verb="shop.update", target=shop)
+    event = EventFactory(shop=shop)
+    rejected = DeliveryFactory(event=None)
+    saved = SavedView.objects.create(user=admin_user, name="failed", query="status=failed")
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
+        "events:detail": {"pk": event.pk},
+        "events:delivery": {"pk": rejected.pk},
+        "events:delete_view": {"pk": saved.pk},
+        **{
+            f"events:{action}": {"pk": event.pk}
+            for action in ("assign", "tag", "acknowledge", "resolve", "ignore", "reopen")
+        },
         "integrations:shop_detail": {"pk": shop.pk},
         "integrations:shop_edit": {"pk": shop.pk},
         "integrations:shop_secrets": {"pk": shop.pk},
@@ -82,14 +114,19 @@ def test_get_access(client, users_by_role, url_for, name, audience):
         assert response.status_code == expected, f"{audience} GET {url}"
 
 
-@pytest.mark.parametrize("name", sorted(ACTIONS))
-@pytest.mark.parametrize("audience", [S, CS])
+@pytest.mark.parametrize(("name", "audience"), [(name, who) for name in sorted(ACTIONS) for who in ACTIONS[name]])
 def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name, audience):
     from console.models import AuditEntry
-    from integrations.models import Shop
+    from integrations.models import Event, Shop, TriageNote
 
     client.force_login(users_by_role[audience])
-    before = (list(Shop.objects.values()), AuditEntry.objects.count())
+    before = (
+        list(Shop.objects.values()),
+        AuditEntry.objects.count(),
+        list(Event.objects.values()),
+        TriageNote.objects.count(),
+        list(SavedView.objects.values()),
+    )
     response = client.post(
         url_for(name),
         {
@@ -101,7 +138,13 @@ def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name,
         },
     )
     assert response.status_code == ACTIONS[name][audience]
-    assert (list(Shop.objects.values()), AuditEntry.objects.count()) == before
+    assert (
+        list(Shop.objects.values()),
+        AuditEntry.objects.count(),
+        list(Event.objects.values()),
+        TriageNote.objects.count(),
+        list(SavedView.objects.values()),
+    ) == before
 
 
 @pytest.mark.parametrize("audience", [S, CS])
