@@ -4,6 +4,7 @@ from django.db.models import Count
 
 from console.models import AuditEntry
 from incidents.models import Incident
+from integrations.event_log import dashboard_stats
 from integrations.models import Shop
 
 
@@ -17,6 +18,8 @@ def build(user) -> dict:
             "paused": Shop.objects.filter(queue_paused=True).count(),
         }
         context["queue"] = queue_health()
+    if user.has_perm("integrations.view_event"):
+        context["event_health"] = dashboard_stats()
     if user.has_perm("console.view_auditentry"):
         context["recent_audit"] = list(AuditEntry.objects.select_related("target_type").order_by("-id")[:8])
     if user.has_perm("incidents.view_status_board"):

@@ -13,15 +13,18 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncHour
+from django.utils import timezone
 
-from integrations.models import Delivery, Event, Job, SavedView, Shop
+from integrations.models import Delivery, Event, Job, PrivacyRequest, SavedView, Shop, WorkerHeartbeat
+from integrations.tasks import PUMP
 from integrations.trace import traced_events
 
 INBOUND = "inbound"
@@ -246,8 +249,10 @@ REJECTED_COLUMNS = [
 ]
 
 
-def export_rows(log: LogQuery, *, limit: int = EXPORT_MAX_ROWS) -> Iterator[list]:
-    """Header, then up to `limit` rows streamed from the database, then a comment line if capped."""
+def export_rows(log: LogQuery, *, limit: int | None = None) -> Iterator[list]:
+    """Header, then up to `limit` (default EXPORT_MAX_ROWS) rows streamed from the database, then a
+    comment line if capped."""
+    limit = EXPORT_MAX_ROWS if limit is None else limit
     columns = REJECTED_COLUMNS if log.kind == KIND_REJECTED else EVENT_COLUMNS
     yield [name for name, _ in columns]
     fields = [field for _, field in columns if field]
@@ -378,3 +383,121 @@ def related_events(event: Event, limit: int = 20) -> list[Event]:
         .exclude(pk=event.pk)
         .order_by("-id")[:limit]
     )
+
+
+# --- Dashboard ------------------------------------------------------------------------------
+
+WORKER_ALIVE_WITHIN = timedelta(seconds=90)
+CHART_HOURS = 24
+# Bottom to top in each bar; "rejected" are Deliveries that never became an Event.
+CHART_STATUSES = ["processed", "ignored", "queued", "processing", "failed", REJECTED]
+_BAR_PITCH, _BAR_WIDTH, _CHART_HEIGHT = 40, 32, 100
+
+
+@dataclass
+class ChartSegment:
+    status: str
+    count: int
+    y: float
+    height: float
+
+
+@dataclass
+class ChartBar:
+    hour: datetime
+    x: int
+    total: int
+    segments: list[ChartSegment]
+
+    @property
+    def label(self) -> str:
+        parts = ", ".join(f"{s.status} {s.count}" for s in self.segments) or "nothing"
+        return f"{self.hour:%H:00}: {parts}"
+
+
+def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
+    """Event-log health for the dashboard: aggregate queries only, each bounded by time or served
+    by a partial index, so the cost does not grow with the size of the log."""
+    now = now or timezone.now()
+    current_hour = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
+    since = current_hour - timedelta(hours=CHART_HOURS - 1)
+    day_ago = now - timedelta(hours=24)
+
+    counts: dict[tuple[datetime, str], int] = {}
+    per_status = (
+        Event.objects.filter(received_at__gte=since)
+        .annotate(hour=TruncHour("received_at"))
+        .values_list("hour", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for hour, status, n in per_status:
+        counts[(hour, status)] = n
+    rejected_per_hour = (
+        Delivery.objects.filter(event__isnull=True, received_at__gte=since)
+        .annotate(hour=TruncHour("received_at"))
+        .values_list("hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for hour, n in rejected_per_hour:
+        counts[(hour, REJECTED)] = n
+
+    backlog = Event.objects.filter(status__in=[Event.Status.QUEUED, Event.Status.PROCESSING]).aggregate(
+        queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
+        processing=Count("id", filter=Q(status=Event.Status.PROCESSING)),
+        oldest_id=Min("id"),
+    )
+    oldest = (
+        Event.objects.select_related("shop").filter(pk=backlog["oldest_id"]).first() if backlog["oldest_id"] else None
+    )
+    heartbeat = WorkerHeartbeat.objects.filter(name=PUMP).first()
+    failed_today = Event.objects.filter(received_at__gte=day_ago, status=Event.Status.FAILED)
+    return {
+        "chart": _chart(counts, since),
+        "totals": {s: sum(n for (_, status), n in counts.items() if status == s) for s in CHART_STATUSES},
+        "queued": backlog["queued"],
+        "processing": backlog["processing"],
+        "oldest_unprocessed": oldest,
+        "oldest_age": (now - oldest.received_at) if oldest else None,
+        "worker": {
+            "beat_at": heartbeat.beat_at if heartbeat else None,
+            "alive": heartbeat is not None and heartbeat.beat_at >= now - WORKER_ALIVE_WITHIN,
+        },
+        "failing_topics": list(failed_today.values_list("topic").annotate(n=Count("id")).order_by("-n", "topic")[:5]),
+        "failing_shops": list(
+            failed_today.values_list("shop__domain").annotate(n=Count("id")).order_by("-n", "shop__domain")[:5]
+        ),
+        "rejected_last_hour": Delivery.objects.filter(
+            event__isnull=True, received_at__gte=now - timedelta(hours=1)
+        ).count(),
+        "overdue_privacy": list(
+            PrivacyRequest.objects.filter(state=PrivacyRequest.State.PENDING, due_at__lt=now)
+            .select_related("shop")
+            .order_by("due_at")[:10]
+        ),
+    }
+
+
+def _chart(counts: dict[tuple[datetime, str], int], since: datetime) -> dict[str, Any]:
+    hours = [since + timedelta(hours=i) for i in range(CHART_HOURS)]
+    totals = [sum(counts.get((hour, status), 0) for status in CHART_STATUSES) for hour in hours]
+    scale = _CHART_HEIGHT / max(max(totals), 1)
+    bars = []
+    for i, (hour, total) in enumerate(zip(hours, totals, strict=True)):
+        segments, top = [], float(_CHART_HEIGHT)
+        for status in CHART_STATUSES:
+            n = counts.get((hour, status), 0)
+            if n:
+                height = max(n * scale, 1.0)
+                top = max(top - height, 0.0)
+                segments.append(ChartSegment(status, n, round(top, 2), round(height, 2)))
+        bars.append(ChartBar(hour, i * _BAR_PITCH + 4, total, segments))
+    return {
+        "bars": bars,
+        "width": CHART_HOURS * _BAR_PITCH,
+        "height": _CHART_HEIGHT,
+        "bar_width": _BAR_WIDTH,
+        "max": max(totals),
+        "ticks": [bar for i, bar in enumerate(bars) if i % 6 == 0],
+    }
