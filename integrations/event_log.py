@@ -326,6 +326,7 @@ class TimelineEntry:
     kind: str  # delivery | rejected | attempt | processed
     item: Any = None
     job: Job | None = None
+    number: int = 0  # deliveries: 1 for the first request, 2 for the first retry...
 
 
 def timeline(event: Event) -> list[TimelineEntry]:
@@ -334,7 +335,9 @@ def timeline(event: Event) -> list[TimelineEntry]:
     rejected = Delivery.objects.filter(
         webhook_id=event.webhook_id, event__isnull=True, shop_domain=event.shop.domain
     ).defer("body")[:20]
-    entries = [TimelineEntry(d.received_at, "delivery", d) for d in event.timeline_deliveries]
+    entries = [
+        TimelineEntry(d.received_at, "delivery", d, number=n) for n, d in enumerate(event.timeline_deliveries, start=1)
+    ]
     entries += [TimelineEntry(d.received_at, "rejected", d) for d in rejected]
     for job in event.traced_jobs:
         entries += [TimelineEntry(a.started_at, "attempt", a, job) for a in job.attempts.all()]
@@ -446,11 +449,16 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
     backlog = Event.objects.filter(status__in=[Event.Status.QUEUED, Event.Status.PROCESSING]).aggregate(
         queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
         processing=Count("id", filter=Q(status=Event.Status.PROCESSING)),
-        oldest_id=Min("id"),
+        oldest_at=Min("received_at"),
     )
-    oldest = (
-        Event.objects.select_related("shop").filter(pk=backlog["oldest_id"]).first() if backlog["oldest_id"] else None
-    )
+    oldest = None
+    if backlog["oldest_at"] is not None:
+        oldest = (
+            Event.objects.select_related("shop")
+            .filter(status__in=[Event.Status.QUEUED, Event.Status.PROCESSING], received_at=backlog["oldest_at"])
+            .order_by("id")
+            .first()
+        )
     heartbeat = WorkerHeartbeat.objects.filter(name=PUMP).first()
     failed_today = Event.objects.filter(received_at__gte=day_ago, status=Event.Status.FAILED)
     return {

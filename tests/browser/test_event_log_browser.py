@@ -1,0 +1,119 @@
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from console import roles
+from integrations.models import Attempt, Event, Job
+from tests.factories import AttemptFactory, DeliveryFactory, EventFactory, JobFactory, ShopFactory, UserFactory
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def support_page(page, login):
+    UserFactory(username="browser-support", role=roles.SUPPORT)
+    login("browser-support")
+    return page
+
+
+def test_filter_and_search_the_event_log(support_page):
+    page = support_page
+    shop = ShopFactory(domain="north.myshopify.com")
+    paid = EventFactory(shop=shop, topic="orders/paid", resource_label="#1042", status=Event.Status.FAILED)
+    created = EventFactory(shop=shop, topic="orders/create", resource_label="#1043", status=Event.Status.PROCESSED)
+    other_shop = EventFactory(topic="orders/paid", status=Event.Status.FAILED)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    expect(page.get_by_role("heading", name="Events")).to_be_visible()
+    rows = page.locator("#log-rows tr.log-row")
+    expect(rows).to_have_count(3)
+
+    page.get_by_label("Search").fill("#1042")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(page.locator(f"#event-{paid.pk}")).to_be_visible()
+
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Shop").select_option(shop.domain)
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(page.locator(f"#event-{paid.pk}")).to_be_visible()
+    expect(page.locator(f"#event-{created.pk}")).to_have_count(0)
+    expect(page.locator(f"#event-{other_shop.pk}")).to_have_count(0)
+    assert "status=failed" in page.url
+
+
+def test_detail_page_answers_the_five_questions(support_page):
+    page = support_page
+    event = EventFactory(
+        topic="orders/paid", resource_label="#2001", status=Event.Status.FAILED, delivery_count=2, processed_count=0
+    )
+    DeliveryFactory(event=event, body=b'{"id": 2001, "note": "<b>hi</b>"}')
+    job = JobFactory(
+        event=event, name="notify_fulfillment", status=Job.Status.FAILED, attempt_count=1, last_error="503 upstream"
+    )
+    AttemptFactory(job=job, number=1, outcome=Attempt.Outcome.FAILED, error_class="UpstreamDown", traceback="tb line")
+
+    page.goto("/events/")
+    page.locator(f"#event-{event.pk} a").click()
+    page.wait_for_url(re.compile(rf"/events/{event.pk}/$"))
+    answers = page.get_by_role("region", name="What happened to this webhook")
+    expect(answers).to_be_visible()
+    for question in (
+        "Received?",
+        "Verified?",
+        "Processed?",
+        "Which jobs?",
+        "Where did it fail, and is it still failing?",
+    ):
+        expect(answers.get_by_text(question, exact=True)).to_be_visible()
+    expect(answers).to_contain_text("Yes, twice")
+    expect(answers).to_contain_text("Yes: the HMAC signature matched")
+    expect(answers).to_contain_text("No: processing failed.")
+    expect(answers).to_contain_text("At job:notify_fulfillment: 503 upstream")
+    expect(answers).to_contain_text("Still failing.")
+    # The payload shows the markup as text, never as HTML.
+    expect(page.locator("pre.payload")).to_contain_text('"note": "<b>hi</b>"')
+    expect(page.locator("pre.payload b")).to_have_count(0)
+    # The traceback is folded away until asked for.
+    expect(page.get_by_text("tb line")).to_be_hidden()
+    page.get_by_text("Traceback", exact=True).click()
+    expect(page.get_by_text("tb line")).to_be_visible()
+
+
+def test_triage_in_place_without_reload(support_page):
+    page = support_page
+    event = EventFactory(status=Event.Status.FAILED)
+    page.goto(f"/events/{event.pk}/")
+    panel = page.locator("#triage-panel")
+    panel.get_by_label("Note for acknowledge").fill("on it")
+    panel.get_by_role("button", name="Acknowledge").click()
+    expect(panel).to_contain_text("Event acknowledged.")
+    expect(panel.get_by_role("button", name="Resolve")).to_be_visible()
+    expect(panel.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(panel.locator(".triage-history")).to_contain_text("on it")
+    event.refresh_from_db()
+    assert event.triage_state == Event.Triage.ACKNOWLEDGED
+
+
+def test_new_event_appears_live_without_reload(support_page):
+    page = support_page
+    shop = ShopFactory()
+    first = EventFactory(shop=shop, topic="orders/paid")
+    page.goto("/events/?topic=orders%2Fpaid")
+    expect(page.locator(f"#event-{first.pk}")).to_be_visible()
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+
+    ignored = EventFactory(shop=shop, topic="orders/create")  # filtered out: must not appear
+    arrived = EventFactory(shop=shop, topic="orders/paid", resource_label="#3001")
+
+    new_row = page.locator(f"#event-{arrived.pk}")
+    expect(new_row).to_be_visible(timeout=15_000)  # the page polls every 5 s
+    expect(new_row).to_contain_text("#3001")
+    rows = page.locator("#log-rows tr.log-row")
+    expect(rows.first).to_have_id(f"event-{arrived.pk}")  # prepended above what was shown
+    expect(rows).to_have_count(2)
+    expect(page.locator(f"#event-{ignored.pk}")).to_have_count(0)
+    assert page.evaluate("window.__same_page") is True
