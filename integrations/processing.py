@@ -14,7 +14,7 @@ import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -39,9 +39,10 @@ def retry_delay(attempt_number: int) -> timedelta:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Our own transient errors and database hiccups may pass; anything else (a payload we can't
-    read, a bug) fails the same way every time, so retrying only hides it."""
-    return isinstance(exc, RetryableJobError | DatabaseError) and not isinstance(exc, IntegrityError)
+    """Our own transient errors and a database that is briefly unreachable or locked may pass;
+    anything else (a payload we can't read or store, a bug) fails the same way every time, so
+    retrying only hides it."""
+    return isinstance(exc, RetryableJobError | OperationalError | InterfaceError)
 
 
 # --- Claiming ---------------------------------------------------------------------------------

@@ -77,9 +77,14 @@ class _ShopCache:
 shop_cache = _ShopCache()
 
 
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a hostile header must still be recorded, not crash us.
+    return value.replace("\x00", "\ufffd")
+
+
 def header(request: HttpRequest, name: str) -> str:
     value = request.headers.get(name) or request.headers.get(name.removeprefix("X-")) or ""
-    return value.strip()[:MAX_HEADER_VALUE]
+    return _storable(value.strip()[:MAX_HEADER_VALUE])
 
 
 def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> bool:
@@ -96,7 +101,7 @@ def redacted_headers(request: HttpRequest) -> dict[str, str]:
     for name, value in request.headers.items():
         lowered = name.lower()
         secretish = lowered in REDACTED_HEADERS or "secret" in lowered or "token" in lowered
-        headers[name] = "[redacted]" if secretish else value[:MAX_HEADER_VALUE]
+        headers[_storable(name)] = "[redacted]" if secretish else _storable(value[:MAX_HEADER_VALUE])
     return headers
 
 
