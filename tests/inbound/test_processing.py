@@ -1,0 +1,294 @@
+"""Handlers and jobs on the worker: retries, idempotence, privacy, lifecycle."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import OperationalError
+from django.utils import timezone
+
+from console.models import AuditEntry
+from integrations import handlers
+from integrations.models import (
+    Attempt,
+    Delivery,
+    Event,
+    Job,
+    PlatformCustomer,
+    PlatformInventoryLevel,
+    PlatformOrder,
+    PlatformProduct,
+    PlatformVariant,
+    PrivacyRequest,
+    Shop,
+    TriageNote,
+)
+from integrations.processing import process_event, process_pending, requeue_expired_claims, run_due_retries
+from integrations.receiver import store_verified_delivery
+from tests.factories import ShopFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop():
+    return ShopFactory()
+
+
+def receive(shop, topic: str, payload, webhook_id: str | None = None) -> Event:
+    """Store an event exactly as the receiver does (same storage function)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    webhook_id = webhook_id or f"wh-{Delivery.objects.count() + 1}"
+    now = timezone.now()
+    event_id, _ = store_verified_delivery(
+        {"shop_id": shop.id, "webhook_id": webhook_id, "topic": topic, "received_at": now, "last_delivery_at": now},
+        {
+            "shop_id": shop.id,
+            "shop_domain": shop.domain,
+            "topic": topic,
+            "webhook_id": webhook_id,
+            "headers": {},
+            "body": body,
+            "body_size": len(body),
+            "signature_valid": True,
+            "response_status": 200,
+            "received_at": now,
+        },
+    )
+    return Event.objects.select_related("shop").get(pk=event_id)
+
+
+def order(order_id=1001, updated="2026-05-04T10:00:00-04:00", **extra):
+    return {
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "name": f"#{order_id}",
+        "updated_at": updated,
+        "financial_status": "paid",
+        "email": "ana@example.com",
+        "customer": {"id": 7001},
+        "shipping_address": {"address1": "12 Pine St", "country_code": "US"},
+        **extra,
+    }
+
+
+def test_products_inventory_and_customers_are_synced(shop):
+    product = {
+        "id": 81,
+        "admin_graphql_api_id": "gid://shopify/Product/81",
+        "title": "Mug",
+        "updated_at": "2026-05-04T11:00:00Z",
+        "variants": [
+            {"id": 44, "sku": "MUG-1", "price": "20.00", "inventory_item_id": 55, "updated_at": "2026-05-04T11:00:00Z"}
+        ],
+    }
+    process_event(receive(shop, "products/update", product))
+    process_event(
+        receive(
+            shop,
+            "inventory_levels/update",
+            {"inventory_item_id": 55, "location_id": 66, "available": 12, "updated_at": "2026-05-04T11:00:00Z"},
+        )
+    )
+    process_event(
+        receive(
+            shop,
+            "customers/create",
+            {"id": 7001, "email": "a@example.com", "first_name": "Ana", "updated_at": "2026-05-04T11:00:00Z"},
+        )
+    )
+    assert PlatformProduct.objects.get().title == "Mug"
+    assert PlatformVariant.objects.get().sku == "MUG-1"
+    assert PlatformInventoryLevel.objects.get().available == 12
+    assert PlatformCustomer.objects.get().first_name == "Ana"
+
+
+def test_a_second_run_of_the_same_event_changes_nothing(shop):
+    event = receive(shop, "orders/paid", order())
+    process_event(event)
+    snapshot = list(PlatformOrder.objects.values()), Job.objects.filter(event=event).count()
+    process_event(event)
+    assert (list(PlatformOrder.objects.values()), Job.objects.filter(event=event).count()) == snapshot
+
+
+def test_retryable_failure_backs_off_then_succeeds(shop, monkeypatch):
+    calls = {"n": 0}
+    real = handlers.JOB_TYPES["sync_order"]
+
+    def flaky(event, payload):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("database is locked")
+        return real.run(event, payload)
+
+    monkeypatch.setitem(handlers.JOB_TYPES, "sync_order", real.__class__(**{**real.__dict__, "run": flaky}))
+    event = receive(shop, "orders/create", order())
+    assert process_event(event) == Event.Status.PROCESSING
+    job = Job.objects.get(event=event)
+    assert job.status == Job.Status.RETRY_WAIT and job.retryable is True
+    assert timezone.now() + timedelta(seconds=14) < job.next_attempt_at < timezone.now() + timedelta(seconds=31)
+    attempt = Attempt.objects.get(job=job)
+    assert attempt.error_class.endswith("OperationalError") and attempt.retryable and "Traceback" in attempt.traceback
+    assert run_due_retries() == 0  # not due yet
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+    assert run_due_retries() == 1
+    event.refresh_from_db()
+    assert event.status == Event.Status.PROCESSED and event.processed_count == 1
+    assert list(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == ["failed", "succeeded"]
+
+
+def test_non_retryable_failure_stops_and_says_why(shop):
+    event = receive(shop, "orders/create", {"id": "not-a-number", "updated_at": "2026-05-04T10:00:00Z"})
+    assert process_event(event) == Event.Status.FAILED
+    job = Job.objects.get(event=event)
+    assert job.status == Job.Status.FAILED and job.retryable is False and job.next_attempt_at is None
+    event.refresh_from_db()
+    assert "sync_order failed (not retryable)" in event.status_reason and "not-a-number" in event.status_reason
+    assert run_due_retries() == 0
+
+
+def test_a_later_success_for_the_same_record_resolves_the_failure(shop):
+    bad = receive(shop, "orders/updated", order(updated="2026-05-04T10:00:00Z", line_items="oops"))
+    assert process_event(bad) == Event.Status.FAILED
+    good = receive(shop, "orders/updated", order(updated="2026-05-04T11:00:00Z"))
+    assert process_event(good) == Event.Status.PROCESSED
+    bad.refresh_from_db()
+    assert bad.triage_state == Event.Triage.RESOLVED
+    assert TriageNote.objects.get(event=bad).action == "auto-resolved"
+
+
+def test_expired_claims_go_back_to_the_queue(shop, settings):
+    settings.EVENT_CLAIM_LEASE_SECONDS = 60
+    event = receive(shop, "orders/create", order())
+    Event.objects.filter(pk=event.pk).update(
+        status=Event.Status.PROCESSING, claimed_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert requeue_expired_claims() == 1
+    assert process_pending() == 1
+    assert Event.objects.get(pk=event.pk).status == Event.Status.PROCESSED
+
+
+def test_app_uninstalled_marks_the_shop_and_audits_it(shop):
+    process_event(receive(shop, "app/uninstalled", {"id": 600, "myshopify_domain": shop.domain, "updated_at": None}))
+    assert Shop.objects.get(pk=shop.pk).state == Shop.State.UNINSTALLED
+    entry = AuditEntry.objects.for_object(shop).get()
+    assert entry.verb == "shop.uninstalled" and entry.actor_label == "system"
+
+
+def test_customer_redaction_scrubs_records_and_payloads_and_keeps_proof(shop):
+    process_event(
+        receive(
+            shop,
+            "customers/create",
+            {"id": 7001, "email": "ana@example.com", "first_name": "Ana", "updated_at": "2026-05-04T11:00:00Z"},
+        )
+    )
+    order_event = receive(shop, "orders/create", order())
+    process_event(order_event)
+    redact = receive(
+        shop,
+        "customers/redact",
+        {
+            "shop_id": 1,
+            "shop_domain": shop.domain,
+            "customer": {"id": 7001, "email": "ana@example.com"},
+            "orders_to_redact": [1001],
+        },
+    )
+    assert process_event(redact) == Event.Status.PROCESSED
+    customer = PlatformCustomer.objects.get()
+    assert (customer.email, customer.first_name) == ("", "") and customer.redacted_at
+    assert PlatformOrder.objects.get().email == "" and PlatformOrder.objects.get().shipping_address is None
+    stored = bytes(order_event.deliveries.get().body)
+    assert b"ana@example.com" not in stored and b"12 Pine St" not in stored and b"#1001" in stored
+    order_event.refresh_from_db()
+    assert order_event.redacted_at and "redacted" in order_event.redaction_note
+    assert b"ana@example.com" not in bytes(redact.deliveries.get().body)
+    request = PrivacyRequest.objects.get(event=redact)
+    assert (
+        request.state == PrivacyRequest.State.COMPLETED
+        and request.proof["orders"] == 1
+        and request.proof["payloads"] >= 2
+    )
+    assert request.due_at == redact.received_at + timedelta(days=30)
+    # A later customers/update must not write the personal data back.
+    process_event(
+        receive(
+            shop, "customers/update", {"id": 7001, "email": "ana@example.com", "updated_at": "2026-06-01T00:00:00Z"}
+        )
+    )
+    assert PlatformCustomer.objects.get().email == ""
+
+
+def test_data_request_exports_what_we_hold(shop):
+    process_event(
+        receive(
+            shop, "customers/create", {"id": 7001, "email": "ana@example.com", "updated_at": "2026-05-04T11:00:00Z"}
+        )
+    )
+    process_event(receive(shop, "orders/create", order()))
+    request_event = receive(
+        shop,
+        "customers/data_request",
+        {
+            "shop_domain": shop.domain,
+            "customer": {"id": 7001},
+            "orders_requested": [1001],
+            "data_request": {"id": 3301},
+        },
+    )
+    process_event(request_event)
+    request = PrivacyRequest.objects.get()
+    assert request.state == PrivacyRequest.State.COMPLETED
+    assert (
+        request.export["customer"][0]["email"] == "ana@example.com" and request.export["orders"][0]["name"] == "#1001"
+    )
+
+
+def test_shop_redaction_scrubs_everything_for_the_shop(shop):
+    other = ShopFactory()
+    process_event(receive(shop, "orders/create", order()))
+    process_event(receive(other, "orders/create", order()))
+    process_event(receive(shop, "shop/redact", {"shop_id": 1, "shop_domain": shop.domain}))
+    assert PlatformOrder.objects.get(shop=shop).email == ""
+    assert PlatformOrder.objects.get(shop=other).email == "ana@example.com"
+
+
+def test_pending_privacy_request_becomes_overdue(shop):
+    event = receive(shop, "customers/redact", {"customer": {"id": 1}})
+    request = PrivacyRequest.objects.create(
+        shop=shop, event=event, kind=PrivacyRequest.Kind.CUSTOMER_REDACT, due_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert request.overdue
+
+
+def test_every_job_declares_its_replay_safety():
+    for job_type in handlers.JOB_TYPES.values():
+        assert job_type.replay in handlers.Replay and len(job_type.replay_reason) > 20
+    for names in (handler({}) for handler in handlers.TOPIC_HANDLERS.values()):
+        assert set(names) <= set(handlers.JOB_TYPES)
+
+
+def test_shops_command_adds_and_lists_with_masked_secrets(capsys):
+    call_command(
+        "shops",
+        "add",
+        "cli-shop.myshopify.com",
+        "--webhook-secret",
+        "cli-secret-123456",
+        "--api-url",
+        "http://127.0.0.1:8001/cli-shop.myshopify.com",
+        "--api-version",
+        "2026-07",
+    )
+    shop = Shop.objects.get(domain="cli-shop.myshopify.com")
+    assert shop.api_version == "2026-07" and shop.admin_base_url == "http://127.0.0.1:8001/cli-shop.myshopify.com"
+    assert AuditEntry.objects.for_object(shop).get().verb == "shop.register"
+    call_command("shops", "list")
+    out = capsys.readouterr().out
+    assert "cli-shop.myshopify.com" in out and "cli-secret-123456" not in out and "••••3456" in out
+    with pytest.raises(CommandError, match="already registered"):
+        call_command("shops", "add", "cli-shop.myshopify.com", "--webhook-secret", "x" * 12)
+    with pytest.raises(CommandError, match="api_version"):
+        call_command("shops", "add", "two.myshopify.com", "--webhook-secret", "x" * 12, "--api-version", "2026-05")
