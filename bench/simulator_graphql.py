@@ -69,6 +69,16 @@ def start_simulator(port: int, records: int) -> subprocess.Popen:
     )
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -166,6 +176,7 @@ def main() -> None:
         client(args.client, endpoint, product_ids, time.perf_counter() + args.warmup, [], [], 0)
         latencies: list[float] = []
         errors: list[str] = []
+        cpu_before = process_cpu_seconds(process.pid)
         started = time.perf_counter()
         stop_at = started + args.seconds
         threads = [
@@ -177,6 +188,7 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        cpu_after = process_cpu_seconds(process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
@@ -190,6 +202,12 @@ def main() -> None:
     )
     print(f"throughput: {rate:.0f} GraphQL reads/s")
     print(f"latency: p50 {quantiles[49] * 1000:.2f} ms, p99 {quantiles[98] * 1000:.2f} ms")
+    if cpu_before is not None and cpu_after is not None:
+        per_request = (cpu_after - cpu_before) / len(latencies)
+        print(
+            f"simulator CPU: {per_request * 1000:.2f} ms per request, {(cpu_after - cpu_before) / elapsed:.0%} of one core "
+            f"(about {1 / per_request:.0f} req/s if it had a core to itself)"
+        )
     print(f"target {TARGET:.0f} req/s: ratio {rate / TARGET:.2f}x")
     if errors:
         print("first error:", errors[0])
