@@ -19,6 +19,8 @@ GRAPHQL_SINGLE_QUERY_MAX_COST = 1000
 
 @dataclass
 class RestDecision:
+    """Outcome of one REST call against the leaky bucket."""
+
     allowed: bool
     level: float  # fill after this request (or current fill when refused)
     size: int

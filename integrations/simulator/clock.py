@@ -6,6 +6,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    """Anything callable that returns the current epoch time."""
+
     def __call__(self) -> float:
         """Seconds since the epoch (wall time)."""
         ...

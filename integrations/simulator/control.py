@@ -54,6 +54,8 @@ PROTECTED_KEYS = frozenset(
 
 
 class ControlError(Exception):
+    """A control request that cannot be served; becomes `{"error": ...}` with `status`."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -111,42 +113,46 @@ class Control:
         self.routes: list[tuple[str, re.Pattern, Callable[..., Any]]] = [
             (m, re.compile(p), h)
             for m, p, h in [
-                ("GET", r"/health", self.health),
-                ("POST", r"/reset", self.reset_all),
-                ("GET", r"/shops", self.list_shops),
-                ("POST", r"/shops", self.create_shop),
-                ("GET", r"/shops/([^/]+)", self.get_shop),
-                ("DELETE", r"/shops/([^/]+)", self.delete_shop),
-                ("POST", r"/shops/([^/]+)/reset", self.reset_shop),
-                ("PUT", r"/shops/([^/]+)/scopes", self.set_scopes),
-                ("POST", r"/shops/([^/]+)/tokens", self.issue_token),
-                ("POST", r"/shops/([^/]+)/revoke-token", self.revoke_token),
-                ("POST", r"/shops/([^/]+)/expire-token", self.expire_token),
-                ("POST", r"/shops/([^/]+)/uninstall", self.uninstall),
-                ("POST", r"/shops/([^/]+)/install", self.install),
-                ("POST", r"/shops/([^/]+)/(freeze|unfreeze|lock|unlock)", self.set_state),
-                ("PUT", r"/shops/([^/]+)/limits", self.set_limits),
-                ("GET", r"/shops/([^/]+)/faults", self.list_faults),
-                ("POST", r"/shops/([^/]+)/faults", self.set_fault),
-                ("DELETE", r"/shops/([^/]+)/faults", self.clear_faults),
-                ("DELETE", r"/shops/([^/]+)/faults/(\w+)", self.clear_fault),
-                ("GET", r"/shops/([^/]+)/subscriptions", self.list_subscriptions),
-                ("POST", r"/shops/([^/]+)/subscriptions", self.add_subscription),
-                ("DELETE", r"/shops/([^/]+)/subscriptions/(.+)", self.delete_subscription),
-                ("GET", r"/shops/([^/]+)/subscription-removals", self.subscription_removals),
-                ("GET", r"/shops/([^/]+)/deliveries", self.list_deliveries),
-                ("GET", r"/shops/([^/]+)/records/(\w+)", self.list_records),
-                ("GET", r"/shops/([^/]+)/records/(\w+)/([\d:]+)", self.get_record),
-                ("PATCH", r"/shops/([^/]+)/records/(\w+)/([\d:]+)", self.edit_record),
-                ("POST", r"/shops/([^/]+)/orders", self.create_order),
-                ("POST", r"/shops/([^/]+)/orders/(\d+)/pay", self.pay_order),
-                ("POST", r"/shops/([^/]+)/orders/(\d+)/fulfill", self.fulfill_order),
-                ("POST", r"/shops/([^/]+)/customers", self.create_customer),
-                ("POST", r"/shops/([^/]+)/inventory", self.change_inventory),
-                ("POST", r"/shops/([^/]+)/privacy/(customers-data-request|customers-redact|shop-redact)", self.privacy),
-                ("GET", r"/shops/([^/]+)/traffic", self.traffic_status),
-                ("POST", r"/shops/([^/]+)/traffic", self.start_traffic),
-                ("DELETE", r"/shops/([^/]+)/traffic", self.stop_traffic),
+                ("GET", r"/health", self._health),
+                ("POST", r"/reset", self._reset_all),
+                ("GET", r"/shops", self._list_shops),
+                ("POST", r"/shops", self._create_shop),
+                ("GET", r"/shops/([^/]+)", self._get_shop),
+                ("DELETE", r"/shops/([^/]+)", self._delete_shop),
+                ("POST", r"/shops/([^/]+)/reset", self._reset_shop),
+                ("PUT", r"/shops/([^/]+)/scopes", self._set_scopes),
+                ("POST", r"/shops/([^/]+)/tokens", self._issue_token),
+                ("POST", r"/shops/([^/]+)/revoke-token", self._revoke_token),
+                ("POST", r"/shops/([^/]+)/expire-token", self._expire_token),
+                ("POST", r"/shops/([^/]+)/uninstall", self._uninstall),
+                ("POST", r"/shops/([^/]+)/install", self._install),
+                ("POST", r"/shops/([^/]+)/(freeze|unfreeze|lock|unlock)", self._set_state),
+                ("PUT", r"/shops/([^/]+)/limits", self._set_limits),
+                ("GET", r"/shops/([^/]+)/faults", self._list_faults),
+                ("POST", r"/shops/([^/]+)/faults", self._set_fault),
+                ("DELETE", r"/shops/([^/]+)/faults", self._clear_faults),
+                ("DELETE", r"/shops/([^/]+)/faults/(\w+)", self._clear_fault),
+                ("GET", r"/shops/([^/]+)/subscriptions", self._list_subscriptions),
+                ("POST", r"/shops/([^/]+)/subscriptions", self._add_subscription),
+                ("DELETE", r"/shops/([^/]+)/subscriptions/(.+)", self._delete_subscription),
+                ("GET", r"/shops/([^/]+)/subscription-removals", self._subscription_removals),
+                ("GET", r"/shops/([^/]+)/deliveries", self._list_deliveries),
+                ("GET", r"/shops/([^/]+)/records/(\w+)", self._list_records),
+                ("GET", r"/shops/([^/]+)/records/(\w+)/([\d:]+)", self._get_record),
+                ("PATCH", r"/shops/([^/]+)/records/(\w+)/([\d:]+)", self._edit_record),
+                ("POST", r"/shops/([^/]+)/orders", self._create_order),
+                ("POST", r"/shops/([^/]+)/orders/(\d+)/pay", self._pay_order),
+                ("POST", r"/shops/([^/]+)/orders/(\d+)/fulfill", self._fulfill_order),
+                ("POST", r"/shops/([^/]+)/customers", self._create_customer),
+                ("POST", r"/shops/([^/]+)/inventory", self._change_inventory),
+                (
+                    "POST",
+                    r"/shops/([^/]+)/privacy/(customers-data-request|customers-redact|shop-redact)",
+                    self._privacy,
+                ),
+                ("GET", r"/shops/([^/]+)/traffic", self._traffic_status),
+                ("POST", r"/shops/([^/]+)/traffic", self._start_traffic),
+                ("DELETE", r"/shops/([^/]+)/traffic", self._stop_traffic),
             ]
         ]
 
@@ -166,7 +172,7 @@ class Control:
                 status, data = handler(request, *match.groups())
             except ControlError as error:
                 return json_response(error.status, {"error": str(error)})
-            except FaultError as error:
+            except (FaultError, ValueError, TypeError) as error:
                 return json_response(400, {"error": str(error)})
             return json_response(status, data)
         return json_response(405 if matched_path else 404, {"error": "No such control endpoint", "path": request.path})
@@ -179,33 +185,33 @@ class Control:
 
     # --- shops ------------------------------------------------------------------------------
 
-    def health(self, request: Request) -> tuple[int, dict]:
+    def _health(self, request: Request) -> tuple[int, dict]:
         return 200, {
             "ok": True,
             "shops": [s.domain for s in self.sim.store.all()],
             "time_scale": self.sim.sender.time_scale,
         }
 
-    def reset_all(self, request: Request) -> tuple[int, dict]:
+    def _reset_all(self, request: Request) -> tuple[int, dict]:
         self.sim.reset()
         return 200, {"ok": True}
 
-    def list_shops(self, request: Request) -> tuple[int, dict]:
+    def _list_shops(self, request: Request) -> tuple[int, dict]:
         return 200, {"shops": [self._describe(s) for s in self.sim.store.all()]}
 
-    def create_shop(self, request: Request) -> tuple[int, dict]:
+    def _create_shop(self, request: Request) -> tuple[int, dict]:
         shop = self.sim.create_shop(config_from(_body(request)))
         return 201, self._describe(shop)
 
-    def get_shop(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _get_shop(self, request: Request, domain: str) -> tuple[int, dict]:
         return 200, self._describe(self._shop(domain))
 
-    def delete_shop(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _delete_shop(self, request: Request, domain: str) -> tuple[int, dict]:
         self._shop(domain)
         self.sim.delete_shop(domain.lower())
         return 200, {"deleted": domain.lower()}
 
-    def reset_shop(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _reset_shop(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self.sim.create_shop(self._shop(domain).config)
         return 200, self._describe(shop)
 
@@ -218,7 +224,7 @@ class Control:
 
     # --- access -----------------------------------------------------------------------------
 
-    def set_scopes(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _set_scopes(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         scopes = _body(request).get("scopes")
         if isinstance(scopes, str):
@@ -239,7 +245,7 @@ class Control:
             )
         return 200, {"previous": previous, "current": current}
 
-    def issue_token(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _issue_token(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         expires_in = data.get("expires_in")
@@ -249,19 +255,19 @@ class Control:
             )
         return 201, issued
 
-    def revoke_token(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _revoke_token(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             count = shop.revoke_tokens(_body(request).get("token"))
         return 200, {"revoked": count}
 
-    def expire_token(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _expire_token(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             count = shop.expire_tokens(_body(request).get("token"))
         return 200, {"expired": count}
 
-    def uninstall(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _uninstall(self, request: Request, domain: str) -> tuple[int, dict]:
         """Uninstall the app: tokens revoked, app/uninstalled sent, subscriptions gone, and
         shop/redact 48 h later (time-scaled, or `shop_redact_after` seconds)."""
         shop = self._shop(domain)
@@ -285,7 +291,7 @@ class Control:
         with shop.action() as act:
             act.emit("shop/redact", {"shop_id": shop.shop_id, "shop_domain": shop.domain})
 
-    def install(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _install(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.lock:
@@ -298,7 +304,7 @@ class Control:
                     shop.subscribe(topic, shop.config.webhook_url)
         return 200, issued
 
-    def set_state(self, request: Request, domain: str, action: str) -> tuple[int, dict]:
+    def _set_state(self, request: Request, domain: str, action: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             if action in ("freeze", "unfreeze"):
@@ -307,7 +313,7 @@ class Control:
                 shop.locked = action == "lock"
         return 200, {"frozen": shop.frozen, "locked": shop.locked}
 
-    def set_limits(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _set_limits(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.lock:
@@ -324,10 +330,10 @@ class Control:
 
     # --- faults -----------------------------------------------------------------------------
 
-    def list_faults(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _list_faults(self, request: Request, domain: str) -> tuple[int, dict]:
         return 200, {"faults": self._shop(domain).faults.describe(), "kinds": list(FAULT_KINDS)}
 
-    def set_fault(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _set_fault(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         kind = data.get("kind")
@@ -352,7 +358,7 @@ class Control:
             shop.rest_bucket.resize(config.rest_bucket_size, config.rest_leak_rate)
             shop.graphql_bucket.resize(config.graphql_maximum, config.graphql_restore_rate)
 
-    def clear_faults(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _clear_faults(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         had_small_bucket = shop.faults.get("small_bucket") is not None
         shop.faults.clear()
@@ -360,7 +366,7 @@ class Control:
             self._restore_limits(shop)
         return 200, {"faults": []}
 
-    def clear_fault(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
+    def _clear_fault(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         if kind not in FAULT_KINDS:
             raise ControlError(404, f"Unknown fault kind {kind}")
@@ -371,7 +377,7 @@ class Control:
 
     # --- subscriptions and deliveries --------------------------------------------------------
 
-    def list_subscriptions(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _list_subscriptions(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             return 200, {
@@ -379,7 +385,7 @@ class Control:
                 "compliance_topics": list(COMPLIANCE_TOPICS),
             }
 
-    def add_subscription(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _add_subscription(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         if data.get("topic") not in KNOWN_TOPICS or data.get("topic") in COMPLIANCE_TOPICS:
@@ -394,7 +400,7 @@ class Control:
             )
         return 201, subscription.describe()
 
-    def delete_subscription(self, request: Request, domain: str, subscription_id: str) -> tuple[int, dict]:
+    def _delete_subscription(self, request: Request, domain: str, subscription_id: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         if subscription_id.isdigit():
             subscription_id = gid("WebhookSubscription", int(subscription_id))
@@ -404,11 +410,11 @@ class Control:
             raise ControlError(404, f"No active subscription {subscription_id}")
         return 200, removed.describe()
 
-    def subscription_removals(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _subscription_removals(self, request: Request, domain: str) -> tuple[int, dict]:
         self._shop(domain)
         return 200, {"removals": [r for r in self.sim.hub.removals if r["shop_domain"] == domain.lower()]}
 
-    def list_deliveries(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _list_deliveries(self, request: Request, domain: str) -> tuple[int, dict]:
         self._shop(domain)
         params = request.params()
         deliveries = self.sim.hub.deliveries(
@@ -426,7 +432,7 @@ class Control:
             return shop.records.levels
         return getattr(shop.records, kind)
 
-    def list_records(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
+    def _list_records(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         params = request.params()
         limit = min(1000, _int(params.get("limit", 50), "limit"))
@@ -448,12 +454,12 @@ class Control:
             raise ControlError(404, f"No {kind} record {record_id}")
         return record
 
-    def get_record(self, request: Request, domain: str, kind: str, record_id: str) -> tuple[int, dict]:
+    def _get_record(self, request: Request, domain: str, kind: str, record_id: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             return 200, self._record(shop, kind, record_id)
 
-    def edit_record(self, request: Request, domain: str, kind: str, record_id: str) -> tuple[int, dict]:
+    def _edit_record(self, request: Request, domain: str, kind: str, record_id: str) -> tuple[int, dict]:
         """Change a record as the merchant would in the store admin (webhooks unless `silent`)."""
         shop = self._shop(domain)
         data = _body(request)
@@ -491,7 +497,7 @@ class Control:
             record.update(changes)
             shop.touch(record)
 
-    def create_order(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _create_order(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.lock:
@@ -516,7 +522,7 @@ class Control:
                 )
             return 201, order
 
-    def pay_order(self, request: Request, domain: str, order_id: str) -> tuple[int, dict]:
+    def _pay_order(self, request: Request, domain: str, order_id: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         with shop.lock:
             order = self._record(shop, "orders", order_id)
@@ -524,7 +530,7 @@ class Control:
                 shop.mark_paid(act, order)
             return 200, order
 
-    def fulfill_order(self, request: Request, domain: str, order_id: str) -> tuple[int, dict]:
+    def _fulfill_order(self, request: Request, domain: str, order_id: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.lock:
@@ -536,7 +542,7 @@ class Control:
                 fulfillment = shop.fulfill(act, order, None if location is None else _int(location, "location_id"))
             return 201, fulfillment
 
-    def create_customer(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _create_customer(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.action() as act:
@@ -545,7 +551,7 @@ class Control:
             )
         return 201, customer
 
-    def change_inventory(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _change_inventory(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         with shop.lock:
@@ -564,7 +570,7 @@ class Control:
                 shop.set_available(act, *key, target)
             return 200, level
 
-    def privacy(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
+    def _privacy(self, request: Request, domain: str, kind: str) -> tuple[int, dict]:
         """Send a mandatory privacy webhook as if a customer or the merchant asked for it."""
         shop = self._shop(domain)
         data = _body(request)
@@ -592,11 +598,11 @@ class Control:
 
     # --- traffic ------------------------------------------------------------------------------
 
-    def traffic_status(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _traffic_status(self, request: Request, domain: str) -> tuple[int, dict]:
         self._shop(domain)
         return 200, self.sim.traffic_status(domain.lower())
 
-    def start_traffic(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _start_traffic(self, request: Request, domain: str) -> tuple[int, dict]:
         shop = self._shop(domain)
         data = _body(request)
         self.sim.start_traffic(
@@ -607,7 +613,7 @@ class Control:
         )
         return 201, self.sim.traffic_status(shop.domain)
 
-    def stop_traffic(self, request: Request, domain: str) -> tuple[int, dict]:
+    def _stop_traffic(self, request: Request, domain: str) -> tuple[int, dict]:
         self._shop(domain)
         self.sim.stop_traffic(domain.lower())
         return 200, self.sim.traffic_status(domain.lower())

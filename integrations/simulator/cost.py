@@ -44,6 +44,7 @@ class _Selection:
     typed: dict[str, list["_Field"]] = field(default_factory=dict)
 
     def merge(self, other: "_Selection", condition: str | None) -> None:
+        """Add `other`'s fields, under the type `condition` when it names another type."""
         if condition is None:
             self.direct.extend(other.direct)
             for name, fields in other.typed.items():

@@ -32,6 +32,8 @@ class FaultError(ValueError):
 
 @dataclass
 class Fault:
+    """One configured fault with its own seeded random source and hit counters."""
+
     kind: str
     rate: float = 1.0
     seed: int = 0
@@ -45,6 +47,7 @@ class Fault:
         self.rng = random.Random(self.seed)
 
     def describe(self) -> dict:
+        """JSON-able settings and counters."""
         return {
             "kind": self.kind,
             "rate": self.rate,

@@ -29,6 +29,8 @@ wire(SCHEMA, {**QUERY_RESOLVERS, "Mutation": MUTATION_RESOLVERS})
 
 @dataclass
 class GraphQLOutcome:
+    """HTTP status, JSON payload and deprecations used, for one GraphQL request."""
+
     status: int
     payload: dict
     deprecations: list[str]
@@ -46,6 +48,7 @@ class _DocumentCache:
         self._analyses: dict[tuple[str, str | None], OperationAnalysis] = {}
 
     def document(self, query: str) -> tuple[DocumentNode | None, list[dict] | None]:
+        """(document, None) when `query` parses and validates, else (None, formatted errors)."""
         entry = self._entries.get(query)
         if entry is None:
             try:
@@ -62,6 +65,7 @@ class _DocumentCache:
         return entry
 
     def analysis(self, query: str, document: DocumentNode, operation_name: str | None) -> OperationAnalysis | None:
+        """Cost analysis of the named (or only) operation; None when there is no such operation."""
         key = (query, operation_name)
         analysis = self._analyses.get(key)
         if analysis is None:

@@ -73,6 +73,7 @@ def access_denied(field_name: str, handle: str) -> GraphQLError:
 
 
 def require_scope(info: GraphQLResolveInfo, *handles: str) -> Shop:
+    """The request's shop, or ACCESS_DENIED for this field unless one of `handles` is granted."""
     shop: Shop = info.context.shop
     if not any(shop.has_scope(h) for h in handles):
         raise access_denied(info.field_name, handles[0])
@@ -80,6 +81,7 @@ def require_scope(info: GraphQLResolveInfo, *handles: str) -> Shop:
 
 
 def bad_request(message: str) -> GraphQLError:
+    """A GraphQL error with code BAD_REQUEST."""
     return GraphQLError(message, extensions={"code": "BAD_REQUEST"})
 
 
@@ -306,6 +308,7 @@ def _installation(_root: Any, info: GraphQLResolveInfo) -> dict:
 
 
 def records_of(info: GraphQLResolveInfo) -> Any:
+    """The RecordSet of the request's shop."""
     return info.context.shop.records
 
 

@@ -213,6 +213,7 @@ class SortedIndex(dict):
         self.ids: list[int] = []
 
     def add(self, record: dict) -> None:
+        """Insert or replace `record`, keeping `ids` sorted."""
         record_id = record["id"]
         if record_id not in self:
             if not self.ids or record_id > self.ids[-1]:
@@ -222,6 +223,7 @@ class SortedIndex(dict):
         self[record_id] = record
 
     def remove(self, record_id: int) -> None:
+        """Forget a record (no error when absent)."""
         if self.pop(record_id, None) is not None:
             index = bisect.bisect_left(self.ids, record_id)
             del self.ids[index]

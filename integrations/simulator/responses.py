@@ -44,6 +44,8 @@ REASONS = {
 
 @dataclass
 class Request:
+    """An HTTP request as the handlers see it (path already URL-decoded)."""
+
     method: str
     path: str
     query: str
@@ -56,6 +58,7 @@ class Request:
         return {k: v[0] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
 
     def header(self, name: str, default: str = "") -> str:
+        """A request header by case-insensitive name."""
         return self.headers.get(name) or default
 
     def json(self) -> Any:
@@ -67,6 +70,8 @@ class Request:
 
 @dataclass
 class Response:
+    """An HTTP response; the server adds Content-Length."""
+
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)

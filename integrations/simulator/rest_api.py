@@ -197,11 +197,11 @@ def _body(request: Request, root: str) -> dict | Response:
 # --- handlers -----------------------------------------------------------------------------------
 
 
-def shop_json(shop: Shop, request: Request, ctx: dict) -> Response:
+def _shop_json(shop: Shop, request: Request, ctx: dict) -> Response:
     return json_response(200, {"shop": shop.shop_payload()})
 
 
-def products_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _products_list(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _list(shop, request, ctx, "products", shop.records.products, "products")
         if shop.has_scope("read_products")
@@ -209,7 +209,7 @@ def products_list(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def products_count(shop: Shop, request: Request, ctx: dict) -> Response:
+def _products_count(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _count(shop, request, "products", shop.records.products)
         if shop.has_scope("read_products")
@@ -217,7 +217,7 @@ def products_count(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def product_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _product_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     return (
         _one(shop.records.products, record_id, "product", request)
         if shop.has_scope("read_products")
@@ -225,7 +225,7 @@ def product_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Resp
     )
 
 
-def product_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _product_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not shop.has_scope("write_products"):
         return _forbidden("write_products")
     product = shop.records.products.get(int(record_id))
@@ -243,7 +243,7 @@ def product_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Resp
     return json_response(200, {"product": product})
 
 
-def product_variants(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _product_variants(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not shop.has_scope("read_products"):
         return _forbidden("read_products")
     product = shop.records.products.get(int(record_id))
@@ -252,7 +252,7 @@ def product_variants(shop: Shop, request: Request, ctx: dict, record_id: str) ->
     return json_response(200, {"variants": product["variants"]})
 
 
-def variant_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _variant_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     return (
         _one(shop.records.variants, record_id, "variant", request)
         if shop.has_scope("read_products")
@@ -264,19 +264,19 @@ def _inventory_scope(shop: Shop) -> Response | None:
     return None if shop.has_scope("read_inventory") else _forbidden("read_inventory")
 
 
-def locations_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _locations_list(shop: Shop, request: Request, ctx: dict) -> Response:
     if not (shop.has_scope("read_locations") or shop.has_scope("read_inventory")):
         return _forbidden("read_locations")
     return json_response(200, {"locations": [shop.records.locations[i] for i in shop.records.locations.ids]})
 
 
-def location_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _location_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not (shop.has_scope("read_locations") or shop.has_scope("read_inventory")):
         return _forbidden("read_locations")
     return _one(shop.records.locations, record_id, "location", request)
 
 
-def inventory_items_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _inventory_items_list(shop: Shop, request: Request, ctx: dict) -> Response:
     if denied := _inventory_scope(shop):
         return denied
     ids = _ints(request.params().get("ids"))
@@ -286,13 +286,13 @@ def inventory_items_list(shop: Shop, request: Request, ctx: dict) -> Response:
     return json_response(200, {"inventory_items": [items[i] for i in ids if i in items][:MAX_LIMIT]})
 
 
-def inventory_item_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _inventory_item_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if denied := _inventory_scope(shop):
         return denied
     return _one(shop.records.inventory_items, record_id, "inventory_item", request)
 
 
-def inventory_levels_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _inventory_levels_list(shop: Shop, request: Request, ctx: dict) -> Response:
     if denied := _inventory_scope(shop):
         return denied
     params = request.params()
@@ -328,7 +328,7 @@ def _level_target(shop: Shop, body: dict) -> tuple[int, int] | Response:
     return item_id, location_id
 
 
-def inventory_levels_write(shop: Shop, request: Request, ctx: dict, action: str) -> Response:
+def _inventory_levels_write(shop: Shop, request: Request, ctx: dict, action: str) -> Response:
     if not shop.has_scope("write_inventory"):
         return _forbidden("write_inventory")
     try:
@@ -351,7 +351,7 @@ def inventory_levels_write(shop: Shop, request: Request, ctx: dict, action: str)
     return json_response(200, {"inventory_level": level})
 
 
-def orders_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _orders_list(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _list(shop, request, ctx, "orders", shop.records.orders, "orders")
         if shop.has_scope("read_orders")
@@ -359,7 +359,7 @@ def orders_list(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def orders_count(shop: Shop, request: Request, ctx: dict) -> Response:
+def _orders_count(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _count(shop, request, "orders", shop.records.orders)
         if shop.has_scope("read_orders")
@@ -367,7 +367,7 @@ def orders_count(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def order_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _order_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     return (
         _one(shop.records.orders, record_id, "order", request)
         if shop.has_scope("read_orders")
@@ -375,7 +375,7 @@ def order_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Respon
     )
 
 
-def order_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _order_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not shop.has_scope("write_orders"):
         return _forbidden("write_orders")
     order = shop.records.orders.get(int(record_id))
@@ -393,7 +393,7 @@ def order_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Respon
     return json_response(200, {"order": order})
 
 
-def order_fulfillments(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _order_fulfillments(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not shop.has_scope("read_orders"):
         return _forbidden("read_orders")
     order = shop.records.orders.get(int(record_id))
@@ -402,7 +402,7 @@ def order_fulfillments(shop: Shop, request: Request, ctx: dict, record_id: str) 
     return json_response(200, {"fulfillments": order["fulfillments"]})
 
 
-def customers_list(shop: Shop, request: Request, ctx: dict) -> Response:
+def _customers_list(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _list(shop, request, ctx, "customers", shop.records.customers, "customers")
         if shop.has_scope("read_customers")
@@ -410,7 +410,7 @@ def customers_list(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def customers_count(shop: Shop, request: Request, ctx: dict) -> Response:
+def _customers_count(shop: Shop, request: Request, ctx: dict) -> Response:
     return (
         _count(shop, request, "customers", shop.records.customers)
         if shop.has_scope("read_customers")
@@ -418,7 +418,7 @@ def customers_count(shop: Shop, request: Request, ctx: dict) -> Response:
     )
 
 
-def customer_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _customer_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     return (
         _one(shop.records.customers, record_id, "customer", request)
         if shop.has_scope("read_customers")
@@ -426,7 +426,7 @@ def customer_get(shop: Shop, request: Request, ctx: dict, record_id: str) -> Res
     )
 
 
-def customer_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
+def _customer_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Response:
     if not shop.has_scope("write_customers"):
         return _forbidden("write_customers")
     customer = shop.records.customers.get(int(record_id))
@@ -447,28 +447,28 @@ def customer_put(shop: Shop, request: Request, ctx: dict, record_id: str) -> Res
 ROUTES: list[Route] = [
     (m, re.compile(p), h)
     for m, p, h in [
-        ("GET", r"shop\.json", shop_json),
-        ("GET", r"products\.json", products_list),
-        ("GET", r"products/count\.json", products_count),
-        ("GET", r"products/(\d+)\.json", product_get),
-        ("PUT", r"products/(\d+)\.json", product_put),
-        ("GET", r"products/(\d+)/variants\.json", product_variants),
-        ("GET", r"variants/(\d+)\.json", variant_get),
-        ("GET", r"locations\.json", locations_list),
-        ("GET", r"locations/(\d+)\.json", location_get),
-        ("GET", r"inventory_items\.json", inventory_items_list),
-        ("GET", r"inventory_items/(\d+)\.json", inventory_item_get),
-        ("GET", r"inventory_levels\.json", inventory_levels_list),
-        ("POST", r"inventory_levels/(set|adjust)\.json", inventory_levels_write),
-        ("GET", r"orders\.json", orders_list),
-        ("GET", r"orders/count\.json", orders_count),
-        ("GET", r"orders/(\d+)\.json", order_get),
-        ("PUT", r"orders/(\d+)\.json", order_put),
-        ("GET", r"orders/(\d+)/fulfillments\.json", order_fulfillments),
-        ("GET", r"customers\.json", customers_list),
-        ("GET", r"customers/count\.json", customers_count),
-        ("GET", r"customers/(\d+)\.json", customer_get),
-        ("PUT", r"customers/(\d+)\.json", customer_put),
+        ("GET", r"shop\.json", _shop_json),
+        ("GET", r"products\.json", _products_list),
+        ("GET", r"products/count\.json", _products_count),
+        ("GET", r"products/(\d+)\.json", _product_get),
+        ("PUT", r"products/(\d+)\.json", _product_put),
+        ("GET", r"products/(\d+)/variants\.json", _product_variants),
+        ("GET", r"variants/(\d+)\.json", _variant_get),
+        ("GET", r"locations\.json", _locations_list),
+        ("GET", r"locations/(\d+)\.json", _location_get),
+        ("GET", r"inventory_items\.json", _inventory_items_list),
+        ("GET", r"inventory_items/(\d+)\.json", _inventory_item_get),
+        ("GET", r"inventory_levels\.json", _inventory_levels_list),
+        ("POST", r"inventory_levels/(set|adjust)\.json", _inventory_levels_write),
+        ("GET", r"orders\.json", _orders_list),
+        ("GET", r"orders/count\.json", _orders_count),
+        ("GET", r"orders/(\d+)\.json", _order_get),
+        ("PUT", r"orders/(\d+)\.json", _order_put),
+        ("GET", r"orders/(\d+)/fulfillments\.json", _order_fulfillments),
+        ("GET", r"customers\.json", _customers_list),
+        ("GET", r"customers/count\.json", _customers_count),
+        ("GET", r"customers/(\d+)\.json", _customer_get),
+        ("PUT", r"customers/(\d+)\.json", _customer_put),
     ]
 ]
 

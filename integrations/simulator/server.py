@@ -64,6 +64,7 @@ class Simulator:
         return self.store.create(config)
 
     def delete_shop(self, domain: str) -> None:
+        """Remove a shop with its traffic and pending deliveries."""
         self.stop_traffic(domain)
         self.hub.forget(domain)
         self.store.delete(domain)
@@ -84,15 +85,18 @@ class Simulator:
         return generator
 
     def stop_traffic(self, domain: str) -> None:
+        """Stop the shop's demo traffic, if any."""
         generator = self._traffic.pop(domain, None)
         if generator is not None:
             generator.stop()
 
     def traffic_running(self, domain: str) -> bool:
+        """Whether demo traffic runs on the shop."""
         generator = self._traffic.get(domain)
         return bool(generator and generator.running)
 
     def traffic_status(self, domain: str) -> dict:
+        """Running flag, step count and recent actions of the shop's demo traffic."""
         generator = self._traffic.get(domain)
         if generator is None:
             return {"running": False}
@@ -237,6 +241,7 @@ class _Headers(dict):
     """Request headers keyed by lower-cased name; `get` is case-insensitive."""
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """Header value by any-case name."""
         return dict.get(self, name.lower(), default)
 
 
@@ -257,6 +262,7 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = 120  # drop idle keep-alive connections eventually
 
     def handle(self) -> None:
+        """Serve requests on this connection until it closes or idles out."""
         try:
             while self._one_request():
                 pass
@@ -364,12 +370,15 @@ class SimulatorHTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 @dataclass
 class RunningServer:
+    """A simulator served on a background thread (see `serve_in_thread`)."""
+
     server: SimulatorHTTPServer
     thread: threading.Thread
     simulator: Simulator
 
     @property
     def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 

@@ -146,6 +146,7 @@ class ShopConfig:
     topics: list[str] = field(default_factory=lambda: list(DEFAULT_TOPICS))
 
     def describe(self) -> dict:
+        """Settings with secrets masked."""
         data = dict(self.__dict__)
         data["token"] = _mask(self.token)
         data["webhook_secret"] = _mask(self.webhook_secret)
@@ -158,6 +159,8 @@ def _mask(value: str) -> str:
 
 @dataclass
 class Token:
+    """An offline access token (expiring when `expires_at` is set)."""
+
     value: str
     expires_at: float | None = None
     refresh_token: str | None = None
@@ -166,6 +169,8 @@ class Token:
 
 @dataclass
 class RefreshToken:
+    """A refresh token for an expiring access token."""
+
     value: str
     expires_at: float
     previous: str | None = None  # the refresh token this one replaced; valid until this one is used
@@ -174,6 +179,8 @@ class RefreshToken:
 
 @dataclass
 class Subscription:
+    """A webhook subscription; removed ones stay listed with when and why."""
+
     id: str
     topic: str
     address: str
@@ -185,14 +192,18 @@ class Subscription:
 
     @property
     def active(self) -> bool:
+        """Not removed."""
         return self.removed_at is None
 
     def describe(self) -> dict:
+        """JSON-able view."""
         return dict(self.__dict__, active=self.active)
 
 
 @dataclass
 class IdempotencyEntry:
+    """What an idempotency key was used for, and its result once done."""
+
     fingerprint: str
     created_at: float
     result: Any = None
@@ -427,6 +438,7 @@ class Shop:
         return table.get(record_id) if table is not None else None
 
     def on_hand(self, item_id: int, location_id: int) -> int:
+        """Available plus committed stock at a level."""
         level = self.records.levels[(item_id, location_id)]
         return (level["available"] or 0) + self.records.committed.get((item_id, location_id), 0)
 
@@ -560,6 +572,7 @@ class Shop:
         return fulfillment
 
     def next_adjustment_group_id(self) -> str:
+        """A fresh InventoryAdjustmentGroup gid."""
         return gid("InventoryAdjustmentGroup", 30_000_000_000 + next(self._adjustment_ids))
 
     # --- idempotency ------------------------------------------------------------------------
@@ -719,13 +732,16 @@ class Store:
         return shop
 
     def get(self, domain: str) -> Shop | None:
+        """The shop, or None."""
         return self._shops.get(domain)
 
     def delete(self, domain: str) -> bool:
+        """Forget a shop; False when there was none."""
         with self._lock:
             return self._shops.pop(domain, None) is not None
 
     def all(self) -> list[Shop]:
+        """Every shop."""
         return list(self._shops.values())
 
     def reset(self) -> None:

@@ -65,16 +65,19 @@ class TrafficGenerator:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start stepping on a daemon thread."""
         self._thread = threading.Thread(target=self._run, name=f"traffic-{self.shop.domain}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop stepping and wait for the thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     @property
     def running(self) -> bool:
+        """Whether the thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:

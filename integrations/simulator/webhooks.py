@@ -44,6 +44,8 @@ def triggered_at(ts: float) -> str:
 
 @dataclass
 class Attempt:
+    """One HTTP try of a delivery and its outcome."""
+
     number: int  # 1 = first try, 2.. = retries
     scheduled_at: float  # epoch seconds the attempt was due
     started_at: float
@@ -54,6 +56,7 @@ class Attempt:
     ok: bool
 
     def describe(self) -> dict:
+        """JSON-able view."""
         return {
             "number": self.number,
             "scheduled_at": self.scheduled_at,
@@ -68,6 +71,8 @@ class Attempt:
 
 @dataclass
 class Delivery:
+    """One topic for one address: fixed body and webhook id, retried until it succeeds or gives up."""
+
     shop_domain: str
     topic: str
     address: str
@@ -108,6 +113,7 @@ class Delivery:
         return headers
 
     def describe(self, with_body: bool = False) -> dict:
+        """JSON-able view with every attempt (and the body when asked)."""
         data = {
             "uid": self.uid,
             "webhook_id": self.webhook_id,

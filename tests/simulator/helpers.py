@@ -4,6 +4,7 @@ written independently of the simulator's signing code."""
 import base64
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections import deque
@@ -171,6 +172,13 @@ class Api:
         response = self.control("POST", f"/shops/{domain}/faults", json={"kind": kind, **settings})
         assert response.status_code == 201, response.text
         return response.json()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):

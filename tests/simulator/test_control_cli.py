@@ -83,3 +83,15 @@ def test_errors_become_command_errors(sim):
         ctl(sim, "shop", "missing.myshopify.com")
     with pytest.raises(CommandError):
         call_command("shopify_simulator_ctl", "--url", "http://127.0.0.1:9", "health", stdout=io.StringIO())
+
+
+def test_bad_control_input_is_a_400_not_a_crash(api):
+    api.create_shop()
+    response = api.control("PUT", f"/shops/{DOMAIN}/limits", json={"rest_bucket_size": "lots"})
+    assert response.status_code == 400
+    assert "lots" in response.json()["error"]
+    assert api.control("POST", f"/shops/{DOMAIN}/faults", json={"kind": "gremlins"}).status_code == 400
+    assert (
+        api.control("POST", "/shops", json={"domain": "not a domain", "token": "t", "webhook_secret": "s"}).status_code
+        == 400
+    )

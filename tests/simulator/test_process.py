@@ -4,10 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
-from tests.processes import BASE_DIR, free_port, wait_for
+from tests.simulator.helpers import free_port, wait_until
+
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def _up(url):
@@ -50,7 +53,7 @@ def test_simulator_process_serves_graphql_and_stops_on_sigterm():
         start_new_session=True,
     )
     try:
-        wait_for(lambda: _up(url) or process.poll() is not None, timeout=30, message="simulator to answer")
+        wait_until(lambda: _up(url) or process.poll() is not None, timeout=30)
         assert process.poll() is None, process.stdout.read()
         response = requests.post(
             f"{url}/proc-test.myshopify.com/admin/api/2026-10/graphql.json",
