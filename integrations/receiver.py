@@ -248,59 +248,85 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
     (shop, webhook id) raises its delivery_count (outcome "duplicate") and is never processed
     again. The unique constraint makes this hold for concurrent duplicates too.
     """
-    event_columns, event_params = _column_values(Event, event_fields)
-    delivery_fields = {**delivery_fields, "outcome": "", "reason": ""}
-    delivery_fields.pop("event_id", None)
-    delivery_columns, delivery_params = _column_values(
-        Delivery, delivery_fields, exclude=("event", "outcome", "reason")
-    )
-    event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
-    upsert = (
-        # Identifiers come from model metadata; every value is a bound parameter.
-        f"INSERT INTO {event_table} ({', '.join(event_columns)}) VALUES ({', '.join(['%s'] * len(event_columns))}) "  # noqa: S608
-        f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
-        f"last_delivery_at = excluded.last_delivery_at "
-        f"RETURNING id, delivery_count"
-    )
-    outcome_sql = "CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END"
-    reason_sql = "CASE WHEN ev.delivery_count = 1 THEN '' ELSE 'already received: not processed again' END"
+    plan = _insert_plan()
+    event_params = plan.event.params(event_fields)
+    delivery_params = plan.delivery.params(delivery_fields)
     if connection.vendor == "postgresql":
-        # One statement: the CTE upserts the Event and the outer INSERT adds the Delivery.
-        sql = (
-            f"WITH ev AS ({upsert}) "  # noqa: S608
-            f"INSERT INTO {delivery_table} ({', '.join(delivery_columns)}, event_id, outcome, reason) "
-            f"SELECT {', '.join(['%s'] * len(delivery_columns))}, ev.id, {outcome_sql}, {reason_sql} FROM ev "
-            f"RETURNING event_id, outcome"
-        )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*event_params, *delivery_params])
+            cursor.execute(plan.single_statement, [*event_params, *delivery_params])
             event_id, outcome = cursor.fetchone()
         return event_id, outcome
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(upsert, event_params)
+        cursor.execute(plan.upsert, event_params)
         event_id, count = cursor.fetchone()
         outcome = "accepted" if count == 1 else "duplicate"
         cursor.execute(
-            f"INSERT INTO {delivery_table} ({', '.join(delivery_columns)}, event_id, outcome, reason) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(delivery_columns))}, %s, %s, %s)",
-            [*delivery_params, event_id, outcome, "" if count == 1 else "already received: not processed again"],
+            plan.delivery_insert, [*delivery_params, event_id, outcome, "" if count == 1 else DUPLICATE_REASON]
         )
     return event_id, outcome
 
 
-def _column_values(model: type[models.Model], values: dict, exclude: tuple[str, ...] = ()) -> tuple[list[str], list]:
-    """Every concrete column but the primary key, with given values or the field's default,
-    prepared for this database: raw SQL that stays right when a field with a default is added."""
-    columns, params = [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key or field.name in exclude:
-            continue
-        if field.attname in values:
-            value = values[field.attname]
-        elif field.name in values:
-            value = values[field.name]
-        else:
-            value = field.get_default()
-        columns.append(connection.ops.quote_name(field.column))
-        params.append(field.get_db_prep_save(value, connection))
-    return columns, params
+DUPLICATE_REASON = "already received: not processed again"
+
+
+class _Columns:
+    """Every concrete column of a model but the primary key (and `exclude`), with the given value
+    or the field's default, prepared for the database: raw SQL that stays right when a field with
+    a default is added. Built once per process; only the per-request values are prepared each time."""
+
+    def __init__(self, model: type[models.Model], exclude: tuple[str, ...] = ()) -> None:
+        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in exclude]
+        self.names = [connection.ops.quote_name(f.column) for f in self.fields]
+        self.placeholders = ", ".join(["%s"] * len(self.fields))
+        self._static = {
+            f.attname: f.get_db_prep_save(f.get_default(), connection) for f in self.fields if not callable(f.default)
+        }
+
+    def params(self, values: dict) -> list:
+        params = []
+        for field in self.fields:
+            if field.attname in values:
+                params.append(field.get_db_prep_save(values[field.attname], connection))
+            elif field.attname in self._static:
+                params.append(self._static[field.attname])
+            else:
+                params.append(field.get_db_prep_save(field.get_default(), connection))
+        return params
+
+
+class _InsertPlan:
+    def __init__(self) -> None:
+        self.event = _Columns(Event)
+        self.delivery = _Columns(Delivery, exclude=("event", "outcome", "reason"))
+        event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
+        # Identifiers come from model metadata; every value is a bound parameter.
+        self.upsert = (
+            f"INSERT INTO {event_table} ({', '.join(self.event.names)}) VALUES ({self.event.placeholders}) "  # noqa: S608
+            f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
+            f"last_delivery_at = excluded.last_delivery_at "
+            f"RETURNING id, delivery_count"
+        )
+        delivery_columns = f"{', '.join(self.delivery.names)}, event_id, outcome, reason"
+        # PostgreSQL: one statement, the CTE upserts the Event and the outer INSERT adds the Delivery.
+        self.single_statement = (
+            f"WITH ev AS ({self.upsert}) "  # noqa: S608
+            f"INSERT INTO {delivery_table} ({delivery_columns}) "
+            f"SELECT {self.delivery.placeholders}, ev.id, "
+            f"CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END, "
+            f"CASE WHEN ev.delivery_count = 1 THEN '' ELSE '{DUPLICATE_REASON}' END FROM ev "
+            f"RETURNING event_id, outcome"
+        )
+        self.delivery_insert = (
+            f"INSERT INTO {delivery_table} ({delivery_columns}) VALUES ({self.delivery.placeholders}, %s, %s, %s)"  # noqa: S608
+        )
+
+
+_plans: dict[str, _InsertPlan] = {}
+
+
+def _insert_plan() -> _InsertPlan:
+    # Per database vendor: tests switch between SQLite and PostgreSQL in one interpreter.
+    plan = _plans.get(connection.vendor)
+    if plan is None:
+        plan = _plans[connection.vendor] = _InsertPlan()
+    return plan
