@@ -192,13 +192,13 @@ class WebhookSender:
         with self._cond:
             return len(self._heap)
 
-    def stop(self) -> None:
-        """Stop sending; queued items are abandoned."""
+    def stop(self, wait: bool = False) -> None:
+        """Stop sending; queued items are abandoned. With `wait`, attempts already on the wire finish first."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
         self._thread.join(timeout=5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _run(self) -> None:
         while True:
