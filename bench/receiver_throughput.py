@@ -25,11 +25,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ROOT, bench_env, scratch_database
+
 PYTHON = sys.executable
 DOMAIN = "bench-store.myshopify.com"
 SECRET = "bench-webhook-secret-0123456789"
@@ -46,19 +47,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
 
-    base_url = os.environ.get("DATABASE_URL", "postgres://console:console@127.0.0.1:5432/console")
-    bench_url = _scratch_database(base_url)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": bench_url,
-        "DEBUG": "False",
-        "SECRET_KEY": "bench-" + "k" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "False",
-        "LOG_LEVEL": "ERROR",
-        "PYTHONPATH": str(ROOT),
-    }
+    bench_url = scratch_database("bench")
+    env = bench_env(bench_url)
     _run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env)
     _run(
         [PYTHON, "manage.py", "shops", "add", DOMAIN, "--webhook-secret", SECRET, "--api-url", "http://127.0.0.1:1/x"],
@@ -89,14 +79,21 @@ def main() -> None:
         _wait_until_up(port)
         base = f"http://127.0.0.1:{port}"
         common = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
-        _wrk(common + ["-d", "3s", f"{base}/bench/bare"])  # warm-up
-        bare = _wrk(common + [f"{base}/bench/bare"])
+        _wrk([*common, "-d", "3s", f"{base}/bench/bare"])  # warm-up
+        bare = _wrk([*common, f"{base}/bench/bare"])
         stored_before = _count_deliveries(bench_url)
         started = time.monotonic()
         receiver = _wrk(
-            common
-            + ["-s", str(ROOT / "bench" / "wrk_webhooks.lua"), f"{base}/webhooks/shopify", "--", requests_file, DOMAIN]
-            + [str(args.threads)]
+            [
+                *common,
+                "-s",
+                str(ROOT / "bench" / "wrk_webhooks.lua"),
+                f"{base}/webhooks/shopify",
+                "--",
+                requests_file,
+                DOMAIN,
+                str(args.threads),
+            ]
         )
         elapsed = time.monotonic() - started
         stored = _count_deliveries(bench_url) - stored_before
@@ -106,7 +103,9 @@ def main() -> None:
         os.unlink(requests_file)
 
     stored_rate = stored / receiver["seconds"]
-    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; wrk -t{args.threads} -c{args.connections} -d{args.duration}s"
+    )
     print(f"bare view : {bare['rps']:8.1f} req/s   p50 {bare['p50']:6.2f} ms   p99 {bare['p99']:6.2f} ms")
     print(
         f"receiver  : {receiver['rps']:8.1f} req/s answered, {stored_rate:8.1f}/s durably stored "
@@ -115,16 +114,6 @@ def main() -> None:
     )
     print(f"ratio stored receiver / bare view: {stored_rate / bare['rps']:.1%}  (target >= 35%, p99 < 50 ms)")
     print(f"wall time of the receiver run: {elapsed:.1f}s")
-
-
-def _scratch_database(url: str) -> str:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def _count_deliveries(url: str) -> int:
@@ -143,7 +132,9 @@ def _signed_requests(count: int) -> str:
         "financial_status": "pending",
         "total_price": "48.20",
         "currency": "USD",
-        "line_items": [{"id": 14001234567, "variant_id": 4401234567, "sku": "MUG-BLUE", "quantity": 2, "price": "20.00"}],
+        "line_items": [
+            {"id": 14001234567, "variant_id": 4401234567, "sku": "MUG-BLUE", "quantity": 2, "price": "20.00"}
+        ],
     }
     handle, path = tempfile.mkstemp(prefix="webhooks-", suffix=".tsv")
     with os.fdopen(handle, "w") as out:
