@@ -30,6 +30,7 @@ REASONS = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     409: "Conflict",
+    413: "Payload Too Large",
     414: "URI Too Long",
     422: "Unprocessable Entity",
     423: "Locked",

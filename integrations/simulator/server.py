@@ -235,6 +235,7 @@ def _pause(seconds: float) -> None:
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
+MAX_BODY = 50 * 1024 * 1024
 
 
 class _Headers(dict):
@@ -320,6 +321,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def _body(self, headers: _Headers) -> bytes:
         if (headers.get("transfer-encoding") or "").lower() == "chunked":
             chunks = []
+            total = 0
             while True:
                 try:
                     size = int(self._readline().split(b";")[0].strip(), 16)
@@ -329,6 +331,9 @@ class _Handler(socketserver.StreamRequestHandler):
                     while self._readline() not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(chunks)
+                total += size
+                if total > MAX_BODY:
+                    raise _BadRequest(413)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         try:
@@ -337,6 +342,8 @@ class _Handler(socketserver.StreamRequestHandler):
             raise _BadRequest(400) from exc
         if length < 0:
             raise _BadRequest(400)
+        if length > MAX_BODY:
+            raise _BadRequest(413)
         return self.rfile.read(length) if length else b""
 
     def _send(self, response: Response, *, close: bool) -> None:
