@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from integrations.simulator.store import COMPLIANCE_TOPICS, TOPIC_SCOPES, Shop
 from integrations.simulator.versions import resolve_version
-from integrations.simulator.webhooks import Delivery, WebhookSender, triggered_at
+from integrations.simulator.webhooks import Delivery, WebhookSender, next_uid, triggered_at
 
 MAX_LOGGED_DELIVERIES = 20_000  # per shop; the oldest are forgotten first
 DUPLICATE_SPACING = 0.01  # seconds between an original and its injected copies
@@ -86,7 +86,7 @@ class WebhookHub:
             for n in range(int(fault.params["copies"])):
                 copy = replace(
                     delivery,
-                    uid=next(_copy_uids),
+                    uid=next_uid(),
                     copy_of=delivery.uid,
                     attempts=[],
                     faults=[*delivery.faults],
@@ -193,17 +193,3 @@ def _last_outcome(delivery: Delivery) -> str:
         return "none"
     last = delivery.attempts[-1]
     return f"HTTP {last.status_code}" if last.status_code is not None else str(last.error)
-
-
-class _Counter:
-    def __init__(self, start: int) -> None:
-        self._value = start
-        self._lock = threading.Lock()
-
-    def __next__(self) -> int:
-        with self._lock:
-            self._value += 1
-            return self._value
-
-
-_copy_uids = _Counter(10**12)

@@ -461,7 +461,6 @@ class RecordFactory:
         source_name: str = "web",
     ) -> dict:
         """Add an order for `lines` of (variant, quantity). Stock is not touched here (see Shop)."""
-        rng = self.rng
         order_id = self.ids.next("Order")
         number = self.records.next_order_number
         self.records.next_order_number += 1
@@ -552,7 +551,6 @@ class RecordFactory:
             self.records.line_items[item["id"]] = (order_id, item)
         if customer:
             self.records.orders_by_customer.setdefault(customer["id"], []).append(order_id)
-        _ = rng  # order randomness lives in the callers (seeding, traffic)
         return order
 
     def fulfillment(self, order: dict, location_id: int, at: float) -> dict:

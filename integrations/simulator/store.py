@@ -34,7 +34,6 @@ from integrations.simulator.records import (
     gid,
     join_tags,
     money,
-    money_set,
     rest_time,
     seed_records,
     shop_id_for,
@@ -748,16 +747,3 @@ class Store:
         """Forget every shop."""
         with self._lock:
             self._shops.clear()
-
-
-__all__ = [
-    "COMPLIANCE_TOPICS",
-    "DEFAULT_SCOPES",
-    "DEFAULT_TOPICS",
-    "Action",
-    "Shop",
-    "ShopConfig",
-    "Store",
-    "decimal_money",
-    "money_set",
-]

@@ -30,6 +30,12 @@ RETRY_DELAYS: tuple[float, ...] = (60, 120, 240, 480, 960, 1920, 3840, 6780)
 CONNECT_TIMEOUT = 1.0  # Shopify: accept the connection within 1 s
 TOTAL_TIMEOUT = 5.0  # Shopify: the whole request within 5 s
 USER_AGENT = "Shopify-Captain-Hook"
+_UIDS = itertools.count(1)  # delivery numbers for the control interface (next() is atomic in CPython)
+
+
+def next_uid() -> int:
+    """A fresh delivery number."""
+    return next(_UIDS)
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -84,7 +90,7 @@ class Delivery:
     subscription_id: str | None
     webhook_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     name: str | None = None
-    uid: int = field(default_factory=itertools.count(1).__next__)
+    uid: int = field(default_factory=lambda: next(_UIDS))
     wrong_signature: bool = False
     copy_of: int | None = None  # uid of the original when this is an injected duplicate
     faults: list[str] = field(default_factory=list)
