@@ -11,6 +11,8 @@ DEMO_SEED = 42
 
 
 class Command(BaseCommand):
+    """Run the store simulator."""
+
     help = (
         "Run the Shopify store simulator: Admin API (GraphQL + REST) under http://HOST:PORT/<shop-domain>/admin/api/"
         "<version>/, signed webhooks, and a control interface under /_simulator/. State is in memory: restarting "

@@ -7,6 +7,8 @@ from integrations.simulator.cli import add_ctl_arguments, run_ctl
 
 
 class Command(BaseCommand):
+    """Call a running simulator's control interface."""
+
     help = (
         "Call the store simulator's control interface, e.g. "
         "`shopify_simulator_ctl fault demo-outdoors.myshopify.com duplicate_delivery --rate 1.0`, "
