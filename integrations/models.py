@@ -98,7 +98,8 @@ class Event(models.Model):
         RESOLVED = "resolved", "Resolved"
         IGNORED = "ignored", "Ignored"
 
-    shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="events")
+    # Not indexed on its own: the unique (shop, webhook_id) and (shop, -id) indexes lead with it.
+    shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="events", db_index=False)
     webhook_id = models.CharField(max_length=100)
     event_id = models.CharField(max_length=100, blank=True)
     topic = models.CharField(max_length=100)
@@ -143,10 +144,17 @@ class Event(models.Model):
             models.Index(fields=["received_at"], name="int_event_received_idx"),
             # Search by webhook id across shops, event id, resource.
             models.Index(fields=["webhook_id"], name="int_event_webhook_idx"),
-            models.Index(fields=["event_id"], name="int_event_eventid_idx"),
-            models.Index(fields=["resource_id", "-id"], name="int_event_resource_idx"),
-            models.Index(fields=["resource_label", "-id"], name="int_event_label_idx"),
-            models.Index(fields=["resource_gid", "-id"], name="int_event_gid_idx"),
+            # Partial: filled later by the worker, so the receiver's insert does not touch them.
+            models.Index(fields=["event_id"], name="int_event_eventid_idx", condition=~models.Q(event_id="")),
+            models.Index(
+                fields=["resource_id", "-id"], name="int_event_resource_idx", condition=~models.Q(resource_id="")
+            ),
+            models.Index(
+                fields=["resource_label", "-id"], name="int_event_label_idx", condition=~models.Q(resource_label="")
+            ),
+            models.Index(
+                fields=["resource_gid", "-id"], name="int_event_gid_idx", condition=~models.Q(resource_gid="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -167,11 +175,18 @@ class Delivery(models.Model):
         TOO_LARGE = "too_large", "Refused: too large"
 
     received_at = models.DateTimeField(default=timezone.now)
-    shop = models.ForeignKey(Shop, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries")
+    # Not indexed: deliveries are found through their event, webhook id or time; an index here
+    # would only serve deleting a shop, which the console never does.
+    shop = models.ForeignKey(
+        Shop, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries", db_index=False
+    )
     shop_domain = models.CharField(max_length=255, blank=True)
     topic = models.CharField(max_length=100, blank=True)
     webhook_id = models.CharField(max_length=100, blank=True)
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries")
+    # Indexed by (event, id) below, which also serves the foreign key.
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries", db_index=False
+    )
     headers = models.JSONField(default=dict)
     body = models.BinaryField(null=True, blank=True)
     body_size = models.PositiveIntegerField(default=0)

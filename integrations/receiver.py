@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection, models, transaction
@@ -252,8 +253,11 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
     event_params = plan.event.params(event_fields)
     delivery_params = plan.delivery.params(delivery_fields)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(plan.single_statement, [*event_params, *delivery_params])
+        # A server-side prepared statement: PostgreSQL parses and plans this once per connection
+        # instead of once per webhook (Django's own cursors bind parameters on the client).
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(plan.single_statement, [*event_params, *delivery_params], prepare=True)
             event_id, outcome = cursor.fetchone()
         return event_id, outcome
     with transaction.atomic(), connection.cursor() as cursor:
@@ -281,12 +285,22 @@ class _Columns:
         self._static = {
             f.attname: f.get_db_prep_save(f.get_default(), connection) for f in self.fields if not callable(f.default)
         }
+        # psycopg takes Python's str, int, float, bool, bytes and aware datetimes as they are;
+        # only JSON needs Django's adaptation there. Other databases get Django's full preparation.
+        plain = connection.vendor == "postgresql"
+        self._prepare = [
+            None
+            if plain and not isinstance(f, models.JSONField)
+            else (lambda v, f=f: f.get_db_prep_save(v, connection))
+            for f in self.fields
+        ]
 
     def params(self, values: dict) -> list:
         params = []
-        for field in self.fields:
+        for field, prepare in zip(self.fields, self._prepare, strict=True):
             if field.attname in values:
-                params.append(field.get_db_prep_save(values[field.attname], connection))
+                value = values[field.attname]
+                params.append(value if prepare is None else prepare(value))
             elif field.attname in self._static:
                 params.append(self._static[field.attname])
             else:

@@ -79,7 +79,7 @@ def simulator():
     yield SimulatorClient(running.url)
     running.stop()
     # Let deliveries already on the wire land now, not in the next test's database.
-    running.simulator.sender._pool.shutdown(wait=True)
+    running.simulator.sender.stop(wait=True)
 
 
 @pytest.fixture

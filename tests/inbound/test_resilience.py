@@ -22,7 +22,7 @@ def slow_retry_simulator():
     server = serve_in_thread(Simulator(time_scale=0.01, connect_timeout=1.0, total_timeout=5.0))
     yield SimulatorClient(server.url)
     server.stop()
-    server.simulator.sender._pool.shutdown(wait=True)
+    server.simulator.sender.stop(wait=True)
 
 
 class DatabaseOutage:
