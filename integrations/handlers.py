@@ -1,9 +1,10 @@
 """What each webhook topic makes the platform do, and the jobs that do it.
 
-A topic handler reads the payload and names the jobs to run; each job is registered with its
-replay safety, declared here in code with the reason in plain words. Jobs are idempotent and
-order-safe: records carry Shopify's `updated_at` and an older event never overwrites newer state;
-the fulfillment notification is unique per order. Add a topic with `@handles`, a job with `@job`.
+`TOPIC_JOBS` names the jobs each topic runs; each job is registered with `@job` and its replay
+safety, declared here in code with the reason in plain words. Jobs are idempotent and order-safe:
+records carry Shopify's `updated_at` and an older event never overwrites newer state; the
+fulfillment notification is unique per order. To handle a new topic, add a line to TOPIC_JOBS
+(and a job, if none fits).
 """
 
 from collections.abc import Callable
@@ -52,7 +53,6 @@ class JobType:
 
 
 JOB_TYPES: dict[str, JobType] = {}
-TOPIC_HANDLERS: dict[str, Callable[[dict], list[str]]] = {}
 
 
 def job(name: str, *, replay: Replay, reason: str) -> Callable:
@@ -60,15 +60,6 @@ def job(name: str, *, replay: Replay, reason: str) -> Callable:
         JOB_TYPES[name] = JobType(
             name=name, run=func, replay=replay, replay_reason=reason, description=(func.__doc__ or "").strip()
         )
-        return func
-
-    return register
-
-
-def handles(*topics: str) -> Callable:
-    def register(func: Callable[[dict], list[str]]) -> Callable[[dict], list[str]]:
-        for topic in topics:
-            TOPIC_HANDLERS[topic] = func
         return func
 
     return register
@@ -149,52 +140,23 @@ def upsert_newer(model: type[models.Model], *, lookup: dict, updated_at: datetim
     return "updated"
 
 
-# --- Topics -----------------------------------------------------------------------------------
+# --- Topics: the jobs each webhook topic runs ------------------------------------------------
 
-
-@handles("orders/create", "orders/updated")
-def on_order(payload: dict) -> list[str]:
-    return ["sync_order"]
-
-
-@handles("orders/paid")
-def on_order_paid(payload: dict) -> list[str]:
-    return ["sync_order", "notify_fulfillment"]
-
-
-@handles("products/create", "products/update")
-def on_product(payload: dict) -> list[str]:
-    return ["sync_product"]
-
-
-@handles("inventory_levels/update", "inventory_levels/connect")
-def on_inventory_level(payload: dict) -> list[str]:
-    return ["sync_inventory_level"]
-
-
-@handles("customers/create", "customers/update")
-def on_customer(payload: dict) -> list[str]:
-    return ["sync_customer"]
-
-
-@handles("app/uninstalled")
-def on_app_uninstalled(payload: dict) -> list[str]:
-    return ["mark_uninstalled"]
-
-
-@handles("customers/data_request")
-def on_data_request(payload: dict) -> list[str]:
-    return ["export_customer_data"]
-
-
-@handles("customers/redact")
-def on_customer_redact(payload: dict) -> list[str]:
-    return ["redact_customer"]
-
-
-@handles("shop/redact")
-def on_shop_redact(payload: dict) -> list[str]:
-    return ["redact_shop"]
+TOPIC_JOBS: dict[str, tuple[str, ...]] = {
+    "orders/create": ("sync_order",),
+    "orders/updated": ("sync_order",),
+    "orders/paid": ("sync_order", "notify_fulfillment"),
+    "products/create": ("sync_product",),
+    "products/update": ("sync_product",),
+    "inventory_levels/update": ("sync_inventory_level",),
+    "inventory_levels/connect": ("sync_inventory_level",),
+    "customers/create": ("sync_customer",),
+    "customers/update": ("sync_customer",),
+    "app/uninstalled": ("mark_uninstalled",),
+    "customers/data_request": ("export_customer_data",),
+    "customers/redact": ("redact_customer",),
+    "shop/redact": ("redact_shop",),
+}
 
 
 # --- Jobs -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrations.handlers import JOB_TYPES, TOPIC_HANDLERS, RetryableJobError, describe_resource
+from integrations.handlers import JOB_TYPES, TOPIC_JOBS, RetryableJobError, describe_resource
 from integrations.models import Attempt, Delivery, Event, Job, TriageNote
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,8 @@ def process_event(event: Event, *, replay: bool = False) -> Event.Status:
         payload = load_payload(event)
     except PayloadError as exc:
         return _settle(event, Event.Status.FAILED, str(exc))
-    handler = TOPIC_HANDLERS.get(event.topic)
-    if handler is None:
+    names = TOPIC_JOBS.get(event.topic)
+    if names is None:
         return _settle(event, Event.Status.IGNORED, f"no handler for topic {event.topic!r}: stored, nothing to do")
     resource = describe_resource(event.topic, payload)
     Event.objects.filter(pk=event.pk).update(
@@ -117,10 +117,6 @@ def process_event(event: Event, *, replay: bool = False) -> Event.Status:
         resource_updated_at=resource.updated_at,
     )
     event.resource_gid, event.resource_updated_at = resource.gid[:255], resource.updated_at
-    try:
-        names = handler(payload)
-    except Exception as exc:  # noqa: BLE001 - a handler that cannot read the payload fails the event
-        return _settle(event, Event.Status.FAILED, f"handler could not read the payload: {exc!r}")
     jobs = _ensure_jobs(event, names)
     for job in jobs:
         if replay or job.status in (Job.Status.PENDING, Job.Status.RUNNING):
@@ -128,7 +124,7 @@ def process_event(event: Event, *, replay: bool = False) -> Event.Status:
     return settle_from_jobs(event)
 
 
-def _ensure_jobs(event: Event, names: list[str]) -> list[Job]:
+def _ensure_jobs(event: Event, names: tuple[str, ...]) -> list[Job]:
     existing = {job.name: job for job in Job.objects.filter(event=event)}
     for name in names:
         if name not in existing:
