@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	DJANGO_SETTINGS_MODULE=console.test_settings $(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL=sqlite:///:memory: DJANGO_SETTINGS_MODULE=console.test_settings $(PY) manage.py makemigrations --check --dry-run
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
