@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -29,17 +30,29 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+HISTORY_APPS = ("console", "integrations", "incidents")
+
+
 @require_GET
 @require_perm("console.view_auditentry")
 def audit_history(request: HttpRequest, app_label: str, model: str, object_id: str) -> HttpResponse:
     target_type = get_object_or_404(ContentType, app_label=app_label, model=model)
     entries = AuditEntry.objects.filter(target_type=target_type, target_id=object_id).select_related("target_type")
     page = keyset_page(entries, cursor=request.GET.get("cursor"), per_page=100)
-    if not page.rows and page.first_page:
+    if page.rows:
+        target_repr = page.rows[0].target_repr
+    else:
+        # No history (on this page): only objects that exist, in the console's own apps, get a page.
         model_class = target_type.model_class()
-        if model_class is None or not model_class._default_manager.filter(pk=object_id).exists():
+        if model_class is None or target_type.app_label not in HISTORY_APPS:
+            raise Http404("No history for this object.")
+        try:
+            target = model_class._default_manager.filter(pk=object_id).first()
+        except (ValueError, TypeError, ValidationError):
+            target = None
+        if target is None:
             raise Http404("No such object and no history for it.")
-    target_repr = page.rows[0].target_repr if page.rows else str(target_type.get_object_for_this_type(pk=object_id))
+        target_repr = str(target)
     context = {
         "page": page,
         "target_type": target_type,

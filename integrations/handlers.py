@@ -168,18 +168,21 @@ TOPIC_JOBS: dict[str, tuple[str, ...]] = {
     reason="Writes only when the event is newer than the stored order (updated_at), so a replay never duplicates or rolls back an order.",
 )
 def sync_order(event: Event, payload: dict) -> str:
-    """Keep the platform's copy of the order in step with Shopify."""
+    """Keep the platform's copy of the order in step with Shopify (never its personal data again
+    once the order was redacted)."""
     customer = payload.get("customer") or {}
+    lookup = {"shop": event.shop, "shopify_id": int(payload["id"])}
+    redacted = PlatformOrder.objects.filter(**lookup, redacted_at__isnull=False).exists()
     return upsert_newer(
         PlatformOrder,
-        lookup={"shop": event.shop, "shopify_id": int(payload["id"])},
+        lookup=lookup,
         updated_at=shopify_time(payload.get("updated_at")),
         event=event,
         values={
             "gid": payload.get("admin_graphql_api_id") or f"gid://shopify/Order/{payload['id']}",
             "name": payload.get("name") or "",
             "order_number": payload.get("order_number"),
-            "email": payload.get("email") or "",
+            "email": "" if redacted else payload.get("email") or "",
             "customer_shopify_id": customer.get("id"),
             "financial_status": payload.get("financial_status") or "",
             "fulfillment_status": payload.get("fulfillment_status") or "",
@@ -190,7 +193,7 @@ def sync_order(event: Event, payload: dict) -> str:
                 {k: item.get(k) for k in ("id", "variant_id", "sku", "title", "quantity", "price")}
                 for item in payload.get("line_items") or []
             ],
-            "shipping_address": payload.get("shipping_address"),
+            "shipping_address": None if redacted else payload.get("shipping_address"),
         },
     )
 
@@ -370,22 +373,31 @@ def scrub_nested(value):
     return value
 
 
-def scrub_event_payloads(events: models.QuerySet, note: str) -> int:
-    """Rewrite the stored bodies of these events' deliveries without personal data."""
+def scrub_deliveries(deliveries: models.QuerySet, note: str, *, mentioning: list[bytes] | None = None) -> int:
+    """Rewrite stored bodies without personal data; with `mentioning`, only bodies that contain one
+    of those byte strings (an email, a customer or order id). Scanning bodies rather than trusting
+    the worker's resource fields also catches events not processed yet, topics we ignore and
+    rejected requests. Over-matching only scrubs more, which is the safe side."""
     import json
 
     count = 0
-    now = timezone.now()
-    for delivery in Delivery.objects.filter(event__in=events).exclude(body=None).only("id", "body").iterator():
+    touched_events = set()
+    for delivery in deliveries.exclude(body=None).only("id", "body", "event_id").iterator():
+        raw = bytes(delivery.body)
+        if mentioning is not None and not any(needle in raw for needle in mentioning):
+            continue
         try:
-            payload = json.loads(bytes(delivery.body))
-        except ValueError:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
             cleaned = b'"[redacted: unparseable payload removed]"'
         else:
             cleaned = json.dumps(scrub(payload)).encode()
         Delivery.objects.filter(pk=delivery.pk).update(body=cleaned, body_size=len(cleaned))
         count += 1
-    events.update(redacted_at=now, redaction_note=note[:255])
+        if delivery.event_id:
+            touched_events.add(delivery.event_id)
+    if touched_events:
+        Event.objects.filter(pk__in=touched_events).update(redacted_at=timezone.now(), redaction_note=note[:255])
     return count
 
 
@@ -449,24 +461,43 @@ def export_customer_data(event: Event, payload: dict) -> str:
 def redact_customer(event: Event, payload: dict) -> str:
     """customers/redact: remove the customer's personal data from records and stored payloads."""
     request = _privacy_request(event, payload, PrivacyRequest.Kind.CUSTOMER_REDACT)
-    customer_id = (payload.get("customer") or {}).get("id")
+    customer = payload.get("customer") or {}
+    customer_id = customer.get("id")
+    if not customer_id:
+        raise ValueError("customers/redact without customer.id: cannot tell whose data to remove")
     now = timezone.now()
     customers = PlatformCustomer.objects.filter(shop=event.shop, shopify_id=customer_id).update(
         email="", first_name="", last_name="", phone="", redacted_at=now
     )
+    if not customers:
+        # A tombstone, so a customers/create still in the queue cannot write the data back.
+        PlatformCustomer.objects.create(
+            shop=event.shop,
+            shopify_id=int(customer_id),
+            gid=f"gid://shopify/Customer/{customer_id}",
+            shopify_updated_at=now,
+            redacted_at=now,
+            last_event=event,
+        )
     orders = _customer_orders(event.shop, customer_id, payload.get("orders_to_redact"))
-    order_ids = [str(i) for i in orders.values_list("shopify_id", flat=True)]
-    order_ids += [str(i) for i in payload.get("orders_to_redact") or []]
+    order_ids = {str(i) for i in orders.values_list("shopify_id", flat=True)}
+    order_ids |= {str(i) for i in payload.get("orders_to_redact") or []}
     orders_scrubbed = orders.update(email="", shipping_address=None, redacted_at=now)
-    related = Event.objects.filter(shop=event.shop).filter(
-        models.Q(resource_id__in=set(order_ids), topic__startswith="orders/")
-        | models.Q(resource_id=str(customer_id), topic__startswith="customers/")
+    needles = [str(customer_id).encode(), *(i.encode() for i in order_ids)]
+    needles += [str(customer[key]).encode() for key in ("email", "phone") if customer.get(key)]
+    note = f"customer {customer_id} redacted by webhook {event.webhook_id}"
+    payloads = scrub_deliveries(Delivery.objects.filter(shop=event.shop), note, mentioning=needles)
+    exports = PrivacyRequest.objects.filter(shop=event.shop, customer_shopify_id=customer_id).exclude(export=None)
+    exports_cleared = exports.update(export=None)
+    _complete(
+        request,
+        {
+            "customer_records": customers,
+            "orders": orders_scrubbed,
+            "payloads": payloads,
+            "exports_cleared": exports_cleared,
+        },
     )
-    payloads = scrub_event_payloads(related, f"customer {customer_id} redacted by webhook {event.webhook_id}")
-    payloads += scrub_event_payloads(
-        Event.objects.filter(pk=event.pk), "privacy request payload scrubbed after completion"
-    )
-    _complete(request, {"customer_records": customers, "orders": orders_scrubbed, "payloads": payloads})
     return f"redacted {customers} customer, {orders_scrubbed} order records and {payloads} payloads"
 
 
@@ -479,10 +510,12 @@ def redact_shop(event: Event, payload: dict) -> str:
         email="", first_name="", last_name="", phone="", redacted_at=now
     )
     orders = PlatformOrder.objects.filter(shop=event.shop).update(email="", shipping_address=None, redacted_at=now)
-    payloads = scrub_event_payloads(
-        Event.objects.filter(shop=event.shop), f"shop redacted by webhook {event.webhook_id}"
+    payloads = scrub_deliveries(
+        Delivery.objects.filter(shop=event.shop), f"shop redacted by webhook {event.webhook_id}"
     )
-    _complete(request, {"customer_records": customers, "orders": orders, "payloads": payloads})
+    exports_cleared = PrivacyRequest.objects.filter(shop=event.shop).exclude(export=None).update(export=None)
+    proof = {"customer_records": customers, "orders": orders, "payloads": payloads, "exports_cleared": exports_cleared}
+    _complete(request, proof)
     return f"redacted {customers} customers, {orders} orders and {payloads} payloads"
 
 

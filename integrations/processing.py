@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -93,7 +94,7 @@ def load_payload(event: Event) -> dict:
         raise PayloadError("no stored body for this event")
     try:
         payload = json.loads(bytes(body))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PayloadError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise PayloadError(f"payload is JSON but not an object (got {type(payload).__name__})")
@@ -106,10 +107,10 @@ def process_event(event: Event, *, replay: bool = False) -> Event.Status:
         payload = load_payload(event)
     except PayloadError as exc:
         return _settle(event, Event.Status.FAILED, str(exc))
-    names = TOPIC_JOBS.get(event.topic)
-    if names is None:
-        return _settle(event, Event.Status.IGNORED, f"no handler for topic {event.topic!r}: stored, nothing to do")
-    resource = describe_resource(event.topic, payload)
+    try:
+        resource = describe_resource(event.topic, payload)
+    except Exception as exc:  # noqa: BLE001 - a payload we cannot read fails the event, with the reason
+        return _settle(event, Event.Status.FAILED, f"payload could not be read: {exc!r}")
     Event.objects.filter(pk=event.pk).update(
         resource_gid=resource.gid[:255],
         resource_id=resource.id[:40],
@@ -117,6 +118,9 @@ def process_event(event: Event, *, replay: bool = False) -> Event.Status:
         resource_updated_at=resource.updated_at,
     )
     event.resource_gid, event.resource_updated_at = resource.gid[:255], resource.updated_at
+    names = TOPIC_JOBS.get(event.topic)
+    if names is None:
+        return _settle(event, Event.Status.IGNORED, f"no handler for topic {event.topic!r}: stored, nothing to do")
     jobs = _ensure_jobs(event, names)
     for job in jobs:
         if replay or job.status in (Job.Status.PENDING, Job.Status.RUNNING):
@@ -139,7 +143,7 @@ def _ensure_jobs(event: Event, names: tuple[str, ...]) -> list[Job]:
 def run_job(job: Job, event: Event, payload: dict, *, replay: bool = False) -> Job.Status:
     """One attempt. Side effects and the success record commit together or not at all."""
     # An attempt left "running" was cut off by a worker that died; say so before starting anew.
-    Attempt.objects.filter(job=job, outcome=Attempt.Outcome.RUNNING).update(
+    lost = Attempt.objects.filter(job=job, outcome=Attempt.Outcome.RUNNING).update(
         outcome=Attempt.Outcome.FAILED,
         finished_at=timezone.now(),
         error_class="WorkerLost",
@@ -147,6 +151,14 @@ def run_job(job: Job, event: Event, payload: dict, *, replay: bool = False) -> J
         retryable=True,
     )
     last_number = Attempt.objects.filter(job=job).order_by("-number").values_list("number", flat=True).first()
+    if lost and (last_number or 0) >= MAX_ATTEMPTS:
+        # A job that keeps killing its worker must not be run forever (a poison pill).
+        reason = f"the worker stopped during each of {last_number} attempts; not trying again"
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), last_error=reason, retryable=False
+        )
+        job.status = Job.Status.FAILED
+        return job.status
     number = max(job.attempt_count, last_number or 0) + 1
     attempt = Attempt.objects.create(job=job, number=number, replay=replay)
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, attempt_count=number, next_attempt_at=None)
@@ -231,7 +243,17 @@ def resolve_superseded_failures(event: Event) -> int:
     ).exclude(pk=event.pk)
     if event.resource_updated_at is not None:
         older = older.filter(Q(resource_updated_at__lte=event.resource_updated_at) | Q(resource_updated_at=None))
-    ids = list(older.values_list("id", flat=True)[:500])
+    # Only failures this event made good: each failed job must have succeeded here too. A newer
+    # orders/updated re-syncs the order but never tells the warehouse, so a failed
+    # notify_fulfillment stays open.
+    done_here = set(Job.objects.filter(event=event, status=Job.Status.SUCCEEDED).values_list("name", flat=True))
+    candidates = list(older.values_list("id", flat=True)[:500])
+    failed_jobs: dict[int, set[str]] = {}
+    for event_id, name in Job.objects.filter(event_id__in=candidates, status=Job.Status.FAILED).values_list(
+        "event_id", "name"
+    ):
+        failed_jobs.setdefault(event_id, set()).add(name)
+    ids = [pk for pk in candidates if pk in failed_jobs and failed_jobs[pk] <= done_here]
     if not ids:
         return 0
     Event.objects.filter(id__in=ids).update(triage_state=Event.Triage.RESOLVED)
@@ -275,14 +297,31 @@ def run_due_retries(limit: int = 50) -> int:
     return ran
 
 
-def process_pending(limit: int = 50) -> int:
-    """One pass of the pump: requeue lost claims, process a batch, run due retries."""
+def process_pending(limit: int = 50, keep_going: Callable[[], bool] | None = None) -> int:
+    """One pass of the pump: requeue lost claims, process a batch, run due retries.
+
+    `keep_going` is asked between events; when it says stop (the pump's time is up or it lost its
+    lease), the claims not yet processed go straight back to the queue instead of waiting out
+    their lease."""
     requeue_expired_claims()
     events = claim_events(limit)
+    handled = 0
     for event in events:
+        if keep_going is not None and not keep_going():
+            release_claims(events[handled:])
+            return handled
         try:
             process_event(event)
         except Exception:
             # Unexpected (e.g. the database went away): leave the claim to expire and retry.
             logger.exception("processing event %s failed unexpectedly", event.pk)
-    return len(events) + run_due_retries(limit)
+        handled += 1
+    if keep_going is not None and not keep_going():
+        return handled
+    return handled + run_due_retries(limit)
+
+
+def release_claims(events: list[Event]) -> int:
+    return Event.objects.filter(
+        pk__in=[event.pk for event in events], status=Event.Status.PROCESSING, claimed_at__isnull=False
+    ).update(status=Event.Status.QUEUED, claimed_at=None)

@@ -64,8 +64,9 @@ class _ShopCache:
         entry = ShopSecrets(id=shop.id, secrets=tuple(shop.verifying_secrets()))
         # Never cache past the moment the previous secret retires.
         ttl = settings.WEBHOOK_SHOP_CACHE_SECONDS
-        if shop.previous_secret_retire_at is not None:
-            ttl = min(ttl, max(0.0, (shop.previous_secret_retire_at - timezone.now()).total_seconds()))
+        retire_at = shop.previous_secret_retire_at
+        if retire_at is not None and retire_at > timezone.now():
+            ttl = min(ttl, (retire_at - timezone.now()).total_seconds())
         with self._lock:
             self._entries[domain] = (now + ttl, entry)
         return entry
@@ -255,6 +256,7 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
     if connection.vendor == "postgresql":
         # A server-side prepared statement: PostgreSQL parses and plans this once per connection
         # instead of once per webhook (Django's own cursors bind parameters on the client).
+        connection.close_if_health_check_failed()  # what Django's own cursor() would check
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(plan.single_statement, [*event_params, *delivery_params], prepare=True)

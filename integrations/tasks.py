@@ -38,17 +38,24 @@ def pump_events(run_seconds: float | None = None, hand_over: bool = True) -> int
     deadline = time.monotonic() + run_seconds
     renewed = time.monotonic()
     handled = 0
+    alive = True
+
+    def keep_going() -> bool:
+        # Asked between events too, so one long pass can neither outlive the task's time nor
+        # keep running after another pump took over the lease. Renew every couple of seconds,
+        # not every event: an idle pump should not keep taking SQLite's write lock.
+        nonlocal renewed, alive
+        if time.monotonic() - renewed > RENEW_EVERY:
+            alive = _renew_lease(owner)
+            renewed = time.monotonic()
+            if not alive:
+                logger.warning("event pump %s lost its lease; stopping", owner)
+        return alive and time.monotonic() < deadline
+
     try:
-        while time.monotonic() < deadline:
-            # Renew every couple of seconds, not every loop: an idle pump should not keep taking
-            # SQLite's write lock from the receiver.
-            if time.monotonic() - renewed > RENEW_EVERY:
-                if not _renew_lease(owner):
-                    logger.warning("event pump %s lost its lease; stopping", owner)
-                    return handled
-                renewed = time.monotonic()
+        while keep_going():
             try:
-                done = process_pending()
+                done = process_pending(keep_going=keep_going)
             except DatabaseError:
                 logger.exception("event pump: database unavailable, backing off")
                 time.sleep(2)

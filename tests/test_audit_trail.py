@@ -129,3 +129,10 @@ def test_payloads_are_escaped(client, admin_user):
     html = client.get(reverse("audit_list")).content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.parametrize("object_id", ["not-a-number", "999999"])
+def test_history_of_a_missing_or_malformed_object_is_404(client, admin_user, object_id):
+    client.force_login(admin_user)
+    assert client.get(reverse("audit_history", args=["integrations", "shop", object_id])).status_code == 404
+    assert client.get(reverse("audit_history", args=["auth", "user", admin_user.pk])).status_code == 404

@@ -292,3 +292,121 @@ def test_shops_command_adds_and_lists_with_masked_secrets(capsys):
         call_command("shops", "add", "cli-shop.myshopify.com", "--webhook-secret", "x" * 12)
     with pytest.raises(CommandError, match="api_version"):
         call_command("shops", "add", "two.myshopify.com", "--webhook-secret", "x" * 12, "--api-version", "2026-05")
+
+
+# --- Found in review: privacy gaps, over-eager auto-resolve, poison pills, stuck events ---------
+
+
+def test_customer_redaction_also_scrubs_ignored_topics_queued_events_and_rejected_requests(shop):
+    cancelled = receive(shop, "orders/cancelled", order(email="ana@example.com"))  # a topic we ignore
+    process_event(cancelled)
+    queued_update = receive(shop, "orders/updated", order(updated="2026-05-05T10:00:00Z"))  # not processed yet
+    rejected = Delivery.objects.create(
+        shop=shop, outcome="rejected", response_status=401, body=json.dumps(order()).encode(), reason="bad signature"
+    )
+    unrelated = receive(shop, "orders/create", order(order_id=2002, email="bo@example.com", customer={"id": 9}))
+    redact = receive(
+        shop, "customers/redact", {"customer": {"id": 7001, "email": "ana@example.com"}, "orders_to_redact": [1001]}
+    )
+    assert process_event(redact) == Event.Status.PROCESSED
+    for event in (cancelled, queued_update):
+        assert b"ana@example.com" not in bytes(event.deliveries.get().body)
+    rejected.refresh_from_db()
+    assert b"ana@example.com" not in bytes(rejected.body)
+    assert b"bo@example.com" in bytes(unrelated.deliveries.get().body)
+    # The queued update, processed after the redaction, must not bring the data back...
+    process_event(queued_update)
+    synced = PlatformOrder.objects.get(shopify_id=1001)
+    assert "ana@example.com" not in synced.email and "12 Pine St" not in str(synced.shipping_address)
+    # ...nor may a customers/create that was still in the queue (no record existed at redaction).
+    process_event(
+        receive(
+            shop, "customers/create", {"id": 7001, "email": "ana@example.com", "updated_at": "2026-05-01T00:00:00Z"}
+        )
+    )
+    assert PlatformCustomer.objects.get(shopify_id=7001).email == ""
+
+
+def test_redaction_clears_earlier_exports(shop):
+    process_event(
+        receive(
+            shop, "customers/create", {"id": 7001, "email": "ana@example.com", "updated_at": "2026-05-04T11:00:00Z"}
+        )
+    )
+    process_event(receive(shop, "customers/data_request", {"customer": {"id": 7001}}))
+    process_event(receive(shop, "customers/redact", {"customer": {"id": 7001}}))
+    exported = PrivacyRequest.objects.get(kind=PrivacyRequest.Kind.DATA_REQUEST)
+    assert exported.export is None
+    assert PrivacyRequest.objects.get(kind=PrivacyRequest.Kind.CUSTOMER_REDACT).proof["exports_cleared"] == 1
+
+
+def test_redaction_without_a_customer_id_fails_instead_of_matching_guest_orders(shop):
+    process_event(receive(shop, "orders/create", order(customer=None)))
+    event = receive(shop, "customers/redact", {"customer": {"email": "someone@example.com"}})
+    assert process_event(event) == Event.Status.FAILED
+    assert PlatformOrder.objects.get().email == "ana@example.com"
+
+
+def test_a_newer_order_sync_does_not_resolve_a_failed_fulfillment_notification(shop, monkeypatch):
+    real = handlers.JOB_TYPES["notify_fulfillment"]
+
+    def warehouse_down(event, payload):
+        raise ValueError("warehouse API refused the order")
+
+    monkeypatch.setitem(
+        handlers.JOB_TYPES, "notify_fulfillment", real.__class__(**{**real.__dict__, "run": warehouse_down})
+    )
+    paid = receive(shop, "orders/paid", order(updated="2026-05-04T10:00:00Z"))
+    assert process_event(paid) == Event.Status.FAILED
+    assert (
+        process_event(receive(shop, "orders/updated", order(updated="2026-05-04T11:00:00Z"))) == Event.Status.PROCESSED
+    )
+    paid.refresh_from_db()
+    assert paid.triage_state == Event.Triage.OPEN
+
+
+def test_a_job_that_keeps_killing_its_worker_is_given_up(shop):
+    from integrations.processing import MAX_ATTEMPTS
+
+    event = receive(shop, "orders/create", order())
+    job = Job.objects.create(event=event, name="sync_order", status=Job.Status.RUNNING, attempt_count=MAX_ATTEMPTS)
+    for number in range(1, MAX_ATTEMPTS + 1):
+        Attempt.objects.create(
+            job=job,
+            number=number,
+            outcome=Attempt.Outcome.RUNNING if number == MAX_ATTEMPTS else Attempt.Outcome.FAILED,
+        )
+    assert process_event(event) == Event.Status.FAILED
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.retryable is False and "worker stopped" in job.last_error
+    assert not PlatformOrder.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (order(updated="2024-02-30T10:00:00Z"), "could not be read"),
+        (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+    ],
+)
+def test_unreadable_payloads_fail_with_a_reason_instead_of_looping(shop, payload, reason):
+    event = receive(shop, "orders/create", payload)
+    assert process_pending() == 1
+    event.refresh_from_db()
+    assert event.status == Event.Status.FAILED and reason in event.status_reason
+
+
+def test_a_stopped_pass_puts_unprocessed_claims_back_at_once(shop):
+    events = [receive(shop, "orders/create", order(order_id=3000 + n)) for n in range(3)]
+    answers = iter([True, False])
+    assert process_pending(keep_going=lambda: next(answers, False)) == 1
+    statuses = [Event.objects.get(pk=e.pk).status for e in events]
+    assert statuses == [Event.Status.PROCESSED, Event.Status.QUEUED, Event.Status.QUEUED]
+
+
+def test_a_redacted_order_never_gets_personal_data_back(shop):
+    process_event(receive(shop, "orders/create", order()))
+    process_event(receive(shop, "customers/redact", {"customer": {"id": 7001}, "orders_to_redact": [1001]}))
+    process_event(receive(shop, "orders/updated", order(updated="2026-06-01T00:00:00Z", tags="later")))
+    synced = PlatformOrder.objects.get()
+    assert synced.tags == "later" and synced.email == "" and synced.shipping_address is None
