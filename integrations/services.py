@@ -85,6 +85,12 @@ def rotate_webhook_secret(
         raise ValueError("The new secret must differ from the current one.")
     with transaction.atomic():
         shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        retire_at = shop.previous_secret_retire_at
+        if shop.previous_webhook_secret and retire_at is not None and retire_at > timezone.now():
+            # Rotating again would drop a secret Shopify may still be signing retries with.
+            raise ValueError(
+                f"The previous secret still verifies until {retire_at:%H:%M} UTC; rotate again after that."
+            )
         before = _snapshot(shop)
         shop.previous_webhook_secret = shop.webhook_secret
         shop.previous_secret_retire_at = timezone.now() + grace

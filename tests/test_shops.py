@@ -89,3 +89,14 @@ def test_shop_verifying_secrets_without_rotation():
     shop = ShopFactory.build(webhook_secret="only-one-secret")
     assert shop.verifying_secrets() == ["only-one-secret"]
     call_command("check")
+
+
+def test_a_second_rotation_within_the_grace_hour_is_refused(client, admin_user):
+    shop = ShopFactory(webhook_secret="first-secret-000000")
+    client.force_login(admin_user)
+    url = reverse("integrations:shop_secrets", args=[shop.pk])
+    client.post(url, {"new_webhook_secret": "second-secret-11111", "reason": "leaked"})
+    response = client.post(url, {"new_webhook_secret": "third-secret-222222", "reason": "again"})
+    assert response.status_code == 200 and "still verifies until" in response.content.decode()
+    shop.refresh_from_db()
+    assert shop.verifying_secrets() == ["second-secret-11111", "first-secret-000000"]
