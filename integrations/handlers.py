@@ -7,6 +7,7 @@ fulfillment notification is unique per order. To handle a new topic, add a line 
 (and a job, if none fits).
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -378,8 +379,6 @@ def scrub_deliveries(deliveries: models.QuerySet, note: str, *, mentioning: list
     of those byte strings (an email, a customer or order id). Scanning bodies rather than trusting
     the worker's resource fields also catches events not processed yet, topics we ignore and
     rejected requests. Over-matching only scrubs more, which is the safe side."""
-    import json
-
     count = 0
     touched_events = set()
     for delivery in deliveries.exclude(body=None).only("id", "body", "event_id").iterator():

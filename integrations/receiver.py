@@ -176,7 +176,14 @@ def receive_webhook(request: HttpRequest) -> JsonResponse:
             405, Delivery.Outcome.REJECTED, f"method {request.method} not allowed; Shopify POSTs", body, len(body)
         )
 
-    missing = [name for name in REQUIRED_HEADERS if not header(request, name)]
+    signature = header(request, HMAC_HEADER)
+    present = {
+        "X-Shopify-Topic": base["topic"],
+        "X-Shopify-Shop-Domain": base["shop_domain"],
+        "X-Shopify-Webhook-Id": base["webhook_id"],
+        HMAC_HEADER: signature,
+    }
+    missing = [name for name in REQUIRED_HEADERS if not present[name]]
     if missing:
         return reject(401, Delivery.Outcome.REJECTED, f"missing header {', '.join(missing)}", body, len(body))
     try:
@@ -188,7 +195,7 @@ def receive_webhook(request: HttpRequest) -> JsonResponse:
         return reject(401, Delivery.Outcome.REJECTED, f"unknown shop {base['shop_domain']}", body, len(body))
     if not body:
         return reject(401, Delivery.Outcome.REJECTED, "empty body", body, 0, shop_id=shop.id)
-    if not signature_matches(body, header(request, HMAC_HEADER), shop.secrets):
+    if not signature_matches(body, signature, shop.secrets):
         return reject(
             401,
             Delivery.Outcome.REJECTED,

@@ -68,12 +68,7 @@ def update_shop(*, by, shop: Shop, changes: dict, reason: str = "", request=None
         for field, value in changes.items():
             setattr(shop, field, value)
         shop.full_clean()
-        shop.save()
-        old, new = changed_fields(before, _snapshot(shop))
-        if new:
-            record_action(
-                actor=by, verb="shop.update", target=shop, before=old, after=new, reason=reason, request=request
-            )
+        _save_audited(shop, before, by=by, verb="shop.update", reason=reason, request=request, only_if_changed=True)
     return shop
 
 
@@ -95,17 +90,7 @@ def rotate_webhook_secret(
         shop.previous_webhook_secret = shop.webhook_secret
         shop.previous_secret_retire_at = timezone.now() + grace
         shop.webhook_secret = new_secret
-        shop.save()
-        old, new = changed_fields(before, _snapshot(shop))
-        record_action(
-            actor=by,
-            verb="shop.rotate_webhook_secret",
-            target=shop,
-            before=old,
-            after=new,
-            reason=reason,
-            request=request,
-        )
+        _save_audited(shop, before, by=by, verb="shop.rotate_webhook_secret", reason=reason, request=request)
     return shop
 
 
@@ -114,9 +99,13 @@ def set_access_token(*, by, shop: Shop, token: str, reason: str = "", request=No
         shop = Shop.objects.select_for_update().get(pk=shop.pk)
         before = _snapshot(shop)
         shop.access_token = token
-        shop.save()
-        old, new = changed_fields(before, _snapshot(shop))
-        record_action(
-            actor=by, verb="shop.set_access_token", target=shop, before=old, after=new, reason=reason, request=request
-        )
+        _save_audited(shop, before, by=by, verb="shop.set_access_token", reason=reason, request=request)
     return shop
+
+
+def _save_audited(shop: Shop, before: dict, *, by, verb: str, reason: str, request, only_if_changed=False) -> None:
+    """Save the (locked) shop and audit what changed against `before`, secrets masked."""
+    shop.save()
+    old, new = changed_fields(before, _snapshot(shop))
+    if new or not only_if_changed:
+        record_action(actor=by, verb=verb, target=shop, before=old, after=new, reason=reason, request=request)
