@@ -122,6 +122,10 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=10 * 1024 * 1
 # How long (seconds) the receiver caches a shop's secrets in memory; a rotation takes effect
 # within this time (the previous secret keeps verifying for an hour anyway).
 WEBHOOK_SHOP_CACHE_SECONDS = env.float("WEBHOOK_SHOP_CACHE_SECONDS", default=5.0)
+# On PostgreSQL the receiver's one statement is a server-side prepared statement (parsed and
+# planned once per connection; that was most of its database time). Set False behind a
+# transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21).
+WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
 # A worker that claimed an event and then died: the event goes back to the queue after this.
 EVENT_CLAIM_LEASE_SECONDS = env.int("EVENT_CLAIM_LEASE_SECONDS", default=120)
 # Each pump task runs this long, then hands over to a fresh one (must stay below Q_TIMEOUT).

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
+from psycopg import sql
 
 from integrations.models import Delivery, Event, Shop
 
@@ -258,28 +260,36 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
     again. The unique constraint makes this hold for concurrent duplicates too.
     """
     plan = _insert_plan()
-    event_params = plan.event.params(event_fields)
-    delivery_params = plan.delivery.params(delivery_fields)
     if connection.vendor == "postgresql":
-        # A server-side prepared statement: PostgreSQL parses and plans this once per connection
-        # instead of once per webhook (Django's own cursors bind parameters on the client).
         connection.close_if_health_check_failed()  # what Django's own cursor() would check
         connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(plan.single_statement, [*event_params, *delivery_params], prepare=True)
+        raw = connection.connection
+        prepare = settings.WEBHOOK_PREPARED_STATEMENT
+        if prepare and raw.prepare_threshold is None:
+            # Django turns psycopg's prepared statements off for the whole connection. Its own
+            # cursors bind on the client and never prepare, so this affects only this statement:
+            # PostgreSQL parses and plans it once per connection instead of once per webhook.
+            raw.prepare_threshold = sys.maxsize  # explicit prepare=True only, never automatic
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(plan.statement, plan.params(event_fields, delivery_fields), prepare=prepare)
             event_id, outcome = cursor.fetchone()
         return event_id, outcome
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(plan.upsert, event_params)
+        cursor.execute(plan.upsert, plan.event.params(event_fields))
         event_id, count = cursor.fetchone()
         outcome = "accepted" if count == 1 else "duplicate"
         cursor.execute(
-            plan.delivery_insert, [*delivery_params, event_id, outcome, "" if count == 1 else DUPLICATE_REASON]
+            plan.delivery_insert,
+            [*plan.delivery.params(delivery_fields), event_id, outcome, "" if count == 1 else DUPLICATE_REASON],
         )
     return event_id, outcome
 
 
 DUPLICATE_REASON = "already received: not processed again"
+
+
+def _has_callable_default(field: models.Field) -> bool:
+    return field.has_default() and callable(field.default)
 
 
 class _Columns:
@@ -292,24 +302,16 @@ class _Columns:
         self.names = [connection.ops.quote_name(f.column) for f in self.fields]
         self.placeholders = ", ".join(["%s"] * len(self.fields))
         self._static = {
-            f.attname: f.get_db_prep_save(f.get_default(), connection) for f in self.fields if not callable(f.default)
-        }
-        # psycopg takes Python's str, int, float, bool, bytes and aware datetimes as they are;
-        # only JSON needs Django's adaptation there. Other databases get Django's full preparation.
-        plain = connection.vendor == "postgresql"
-        self._prepare = [
-            None
-            if plain and not isinstance(f, models.JSONField)
-            else (lambda v, f=f: f.get_db_prep_save(v, connection))
+            f.attname: f.get_db_prep_save(f.get_default(), connection)
             for f in self.fields
-        ]
+            if not _has_callable_default(f)
+        }
 
     def params(self, values: dict) -> list:
         params = []
-        for field, prepare in zip(self.fields, self._prepare, strict=True):
+        for field in self.fields:
             if field.attname in values:
-                value = values[field.attname]
-                params.append(value if prepare is None else prepare(value))
+                params.append(field.get_db_prep_save(values[field.attname], connection))
             elif field.attname in self._static:
                 params.append(self._static[field.attname])
             else:
@@ -317,39 +319,101 @@ class _Columns:
         return params
 
 
-class _InsertPlan:
+class _LiteralColumns:
+    """PostgreSQL's version of _Columns: a column the receiver supplies, or whose default is
+    computed (e.g. a time), is a named parameter; every other column is its default rendered as a
+    SQL literal once, so each webhook binds only what varies (about a third of the columns)."""
+
+    def __init__(self, model: type[models.Model], supplied: set[str], prefix: str, exclude: tuple[str, ...] = ()):
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in exclude]
+        self.names = [connection.ops.quote_name(f.column) for f in fields]
+        self.supplied = frozenset(supplied)
+        self.bound = [f for f in fields if f.attname in supplied or _has_callable_default(f)]
+        self.prefix = prefix
+        raw = connection.connection
+        self.values_sql = ", ".join(
+            f"%({prefix}{f.attname})s"
+            if f in self.bound
+            else sql.Literal(f.get_db_prep_save(f.get_default(), connection)).as_string(raw)
+            for f in fields
+        )
+        # psycopg takes Python's str, int, float, bool, bytes and aware datetimes as they are;
+        # only JSON needs Django's adaptation.
+        self._json = {f.attname for f in self.bound if isinstance(f, models.JSONField)}
+
+    def bind(self, values: dict, params: dict) -> None:
+        if not values.keys() <= self.supplied:  # a value the statement would silently drop
+            raise ValueError(f"not bound by the insert plan: {sorted(values.keys() - self.supplied)}")
+        for field in self.bound:
+            name = field.attname
+            value = values[name] if name in values else field.get_default()
+            params[self.prefix + name] = field.get_db_prep_save(value, connection) if name in self._json else value
+
+
+EVENT_SUPPLIED = {
+    "shop_id", "webhook_id", "event_id", "topic", "api_version", "triggered_at", "received_at", "last_delivery_at",
+}  # fmt: skip
+DELIVERY_SUPPLIED = {
+    "received_at", "shop_id", "shop_domain", "topic", "webhook_id", "headers", "source_ip", "body", "body_size",
+    "signature_valid", "response_status", "duration_ms",
+}  # fmt: skip
+
+
+class _PostgresPlan:
+    """One statement: a CTE upserts the Event and the outer INSERT adds the Delivery."""
+
+    def __init__(self) -> None:
+        connection.ensure_connection()
+        event = _LiteralColumns(Event, EVENT_SUPPLIED, "e_")
+        delivery = _LiteralColumns(Delivery, DELIVERY_SUPPLIED, "d_", exclude=("event", "outcome", "reason"))
+        self._columns = (event, delivery)
+        event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
+        # Identifiers come from model metadata and literals from field defaults; every value a
+        # webhook carries is a bound parameter.
+        self.statement = (
+            f"WITH ev AS (INSERT INTO {event_table} ({', '.join(event.names)}) VALUES ({event.values_sql}) "  # noqa: S608
+            f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
+            f"last_delivery_at = excluded.last_delivery_at "
+            f"RETURNING id, delivery_count) "
+            f"INSERT INTO {delivery_table} ({', '.join(delivery.names)}, event_id, outcome, reason) "
+            f"SELECT {delivery.values_sql}, ev.id, "
+            f"CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END, "
+            f"CASE WHEN ev.delivery_count = 1 THEN '' ELSE '{DUPLICATE_REASON}' END FROM ev "
+            f"RETURNING event_id, outcome"
+        )
+
+    def params(self, event_fields: dict, delivery_fields: dict) -> dict:
+        params: dict = {}
+        self._columns[0].bind(event_fields, params)
+        self._columns[1].bind(delivery_fields, params)
+        return params
+
+
+class _SQLitePlan:
+    """Two statements in one transaction: SQLite has no INSERT in a CTE."""
+
     def __init__(self) -> None:
         self.event = _Columns(Event)
         self.delivery = _Columns(Delivery, exclude=("event", "outcome", "reason"))
         event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
-        # Identifiers come from model metadata; every value is a bound parameter.
         self.upsert = (
             f"INSERT INTO {event_table} ({', '.join(self.event.names)}) VALUES ({self.event.placeholders}) "  # noqa: S608
             f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
             f"last_delivery_at = excluded.last_delivery_at "
             f"RETURNING id, delivery_count"
         )
-        delivery_columns = f"{', '.join(self.delivery.names)}, event_id, outcome, reason"
-        # PostgreSQL: one statement, the CTE upserts the Event and the outer INSERT adds the Delivery.
-        self.single_statement = (
-            f"WITH ev AS ({self.upsert}) "  # noqa: S608
-            f"INSERT INTO {delivery_table} ({delivery_columns}) "
-            f"SELECT {self.delivery.placeholders}, ev.id, "
-            f"CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END, "
-            f"CASE WHEN ev.delivery_count = 1 THEN '' ELSE '{DUPLICATE_REASON}' END FROM ev "
-            f"RETURNING event_id, outcome"
-        )
         self.delivery_insert = (
-            f"INSERT INTO {delivery_table} ({delivery_columns}) VALUES ({self.delivery.placeholders}, %s, %s, %s)"  # noqa: S608
+            f"INSERT INTO {delivery_table} ({', '.join(self.delivery.names)}, event_id, outcome, reason) "  # noqa: S608
+            f"VALUES ({self.delivery.placeholders}, %s, %s, %s)"
         )
 
 
-_plans: dict[str, _InsertPlan] = {}
+_plans: dict[str, _PostgresPlan | _SQLitePlan] = {}
 
 
-def _insert_plan() -> _InsertPlan:
+def _insert_plan():
     # Per database vendor: tests switch between SQLite and PostgreSQL in one interpreter.
     plan = _plans.get(connection.vendor)
     if plan is None:
-        plan = _plans[connection.vendor] = _InsertPlan()
+        plan = _plans[connection.vendor] = _PostgresPlan() if connection.vendor == "postgresql" else _SQLitePlan()
     return plan

@@ -130,6 +130,24 @@ def test_concurrent_duplicates_make_one_event(console_shop, receiver_url):
     assert event.processed_count == 1 and PlatformOrder.objects.count() == 1
 
 
+@pytest.mark.parametrize("prepared", [True, False])
+def test_postgresql_insert_is_one_prepared_statement_per_connection(client, console_shop, settings, prepared):
+    """Parsing and planning the receiver's statement per webhook was most of its database time."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.WEBHOOK_PREPARED_STATEMENT = prepared
+    connection.close()  # a fresh connection: nothing prepared on it yet
+    for number in range(3):
+        body = order_payload(order_id=5512345678901 + number)
+        headers = shopify_headers(body, webhook_id=f"wh-prepared-{number}")
+        response = client.post("/webhooks/shopify", body, content_type="application/json", headers=headers)
+        assert response.status_code == 200 and response.json()["status"] == "accepted"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH ev AS (INSERT%"])
+        assert cursor.fetchone()[0] == (1 if prepared else 0)
+    assert Event.objects.count() == 3 and Delivery.objects.filter(outcome="accepted").count() == 3
+
+
 def test_out_of_order_updates_keep_the_newest_state(simulator, console_shop, receiver_url):
     simulator.create_shop(receiver_url, topics=["orders/updated"])
     order = simulator.records("orders")[0]
