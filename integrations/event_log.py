@@ -23,7 +23,16 @@ from django.db.models import Count, Min, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from integrations.models import Delivery, Event, Job, PrivacyRequest, SavedView, Shop, WorkerHeartbeat
+from integrations.models import (
+    Delivery,
+    Event,
+    Job,
+    PrivacyRequest,
+    SavedView,
+    Shop,
+    WorkerHeartbeat,
+    webhook_id_match,
+)
 from integrations.tasks import PUMP
 from integrations.trace import traced_events
 
@@ -179,7 +188,7 @@ def event_search(q: str) -> Q:
         if int(digits) < 2**63:
             match |= Q(pk=int(digits))
         return match
-    return Q(webhook_id=q) | Q(event_id=q) | Q(resource_label=q)
+    return webhook_id_match(q) | Q(event_id=q) | Q(resource_label=q)
 
 
 def _rejected_deliveries(filters: dict[str, Any]) -> QuerySet[Delivery]:

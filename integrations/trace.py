@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Min, Prefetch, QuerySet
 
-from integrations.models import Attempt, Delivery, Event, Job
+from integrations.models import Attempt, Delivery, Event, Job, webhook_id_match
 
 # Job states whose last run did not succeed: the event is still failing while one of them remains.
 FAILING_JOB_STATES = (Job.Status.FAILED, Job.Status.RETRY_WAIT)
@@ -71,7 +71,7 @@ def trace_webhook(webhook_id: str, shop_domain: str | None = None) -> dict[str, 
     webhook_id = webhook_id.strip()
     if not webhook_id:
         return None
-    events = traced_events().filter(webhook_id=webhook_id)
+    events = traced_events().filter(webhook_id_match(webhook_id))
     if shop_domain:
         events = events.filter(shop__domain=shop_domain.strip().lower())
     event = events.order_by("-id").first()

@@ -11,7 +11,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
-from integrations.models import Event
+from integrations.models import Event, webhook_id_match
 from integrations.trace import plain_words, trace_webhook
 
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             return
         if not shop and result["event_id"] is not None:
             other_shops = (
-                Event.objects.filter(webhook_id=result["webhook_id"])
+                Event.objects.filter(webhook_id_match(result["webhook_id"]))
                 .exclude(pk=result["event_id"])
                 .values_list("shop__domain", flat=True)
             )
