@@ -1,6 +1,6 @@
 """Webhook receiver throughput and latency under gunicorn + PostgreSQL, against a bare view.
 
-    .venv/bin/python bench/receiver_throughput.py [--duration 10] [--rounds 3] [--connections 16] [--workers 4]
+    .venv/bin/python bench/receiver_throughput.py [--duration 10] [--rounds 5] [--connections 16] [--workers 4]
 
 Needs PostgreSQL (DATABASE_URL, default postgres://console:console@127.0.0.1:5432/console) and
 `wrk` (apt-get install -y wrk). It creates and migrates a scratch database `<name>_bench`, starts
@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--requests", type=int, default=30000, help="pre-signed unique webhooks per round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/receiver rounds")
+    parser.add_argument("--requests", type=int, default=25000, help="pre-signed unique webhooks per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating bare/receiver rounds")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
