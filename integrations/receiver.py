@@ -272,22 +272,19 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
     again. The unique constraint makes this hold for concurrent duplicates too.
     """
     db = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy: resolved once, not per use
-    plan = _insert_plan(db)
     if db.vendor == "postgresql":
         db.close_if_health_check_failed()  # what Django's own cursor() would check
         db.ensure_connection()
-        raw = db.connection
-        prepare = settings.WEBHOOK_PREPARED_STATEMENT
-        if prepare and raw.prepare_threshold is None:
-            # Django turns psycopg's prepared statements off for the whole connection. Its own
-            # cursors bind on the client and never prepare, so this affects only this statement:
-            # PostgreSQL parses and plans it once per connection instead of once per webhook.
-            raw.prepare_threshold = sys.maxsize  # explicit prepare=True only, never automatic
-        with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.execute(plan.statement, plan.params(event_fields, delivery_fields), prepare=prepare)
-            event_id, outcome = cursor.fetchone()
-        return event_id, outcome
-    with transaction.atomic(), connection.cursor() as cursor:
+        plan = _insert_plan(db)
+        try:
+            return _execute_postgres(db, plan, plan.params(event_fields, delivery_fields))
+        except DatabaseError:
+            # Whatever failed (an outage, or a prepared statement a migration made stale), the
+            # next webhook starts on a fresh connection rather than failing the same way.
+            db.close()
+            raise
+    plan = _insert_plan(db)
+    with transaction.atomic(using=db.alias), db.cursor() as cursor:
         cursor.execute(plan.upsert, plan.event.params(event_fields))
         event_id, count = cursor.fetchone()
         outcome = "accepted" if count == 1 else "duplicate"
@@ -299,6 +296,27 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
 
 
 DUPLICATE_REASON = "already received: not processed again"
+
+
+def _execute_postgres(db, plan: "_PostgresPlan", params: dict) -> tuple[int, str]:
+    raw = db.connection
+    # A server-side prepared statement: PostgreSQL parses and plans it once per connection, not
+    # once per webhook (that was most of its database time). Django opens connections with
+    # psycopg's preparation off (prepare_threshold=None), which also ignores prepare=True, so
+    # it is switched on around this one execute only: left on, psycopg would keep a count of
+    # every other query on the connection, keyed by its full text with the values inlined.
+    # Pointless when every request opens a new connection (CONN_MAX_AGE=0).
+    prepare = settings.WEBHOOK_PREPARED_STATEMENT and db.settings_dict["CONN_MAX_AGE"] != 0
+    previous = raw.prepare_threshold
+    if prepare and previous is None:
+        raw.prepare_threshold = sys.maxsize  # explicit prepare=True only, never automatic
+    try:
+        with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(plan.statement, params, prepare=prepare)
+            event_id, outcome = cursor.fetchone()
+    finally:
+        raw.prepare_threshold = previous
+    return event_id, outcome
 
 
 def _has_callable_default(field: models.Field) -> bool:
@@ -337,22 +355,28 @@ class _LiteralColumns:
     computed (e.g. a time), is a named parameter; every other column is its default rendered as a
     SQL literal once, so each webhook binds only what varies (about a third of the columns)."""
 
-    def __init__(self, model: type[models.Model], supplied: set[str], prefix: str, exclude: tuple[str, ...] = ()):
+    def __init__(self, db, model: type[models.Model], supplied: set[str], prefix: str, exclude: tuple[str, ...] = ()):
         fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in exclude]
-        self.names = [connection.ops.quote_name(f.column) for f in fields]
+        if unknown := supplied - {f.attname for f in fields}:  # e.g. a renamed field
+            raise ValueError(f"{model.__name__} has no column for {sorted(unknown)}")
+        self.names = [db.ops.quote_name(f.column) for f in fields]
         self.supplied = frozenset(supplied)
         self.bound = [f for f in fields if f.attname in supplied or _has_callable_default(f)]
         self.prefix = prefix
-        raw = connection.connection
         self.values_sql = ", ".join(
-            f"%({prefix}{f.attname})s"
-            if f in self.bound
-            else sql.Literal(f.get_db_prep_save(f.get_default(), connection)).as_string(raw)
-            for f in fields
+            f"%({prefix}{f.attname})s" if f in self.bound else self._literal(db, f) for f in fields
         )
         # psycopg takes Python's str, int, float, bool, bytes and aware datetimes as they are;
         # only JSON needs Django's adaptation.
         self._json = {f.attname for f in self.bound if isinstance(f, models.JSONField)}
+        self._db = db
+
+    @staticmethod
+    def _literal(db, field: models.Field) -> str:
+        if field.db_default is not models.NOT_PROVIDED:
+            raise ValueError(f"{field} has a database default: supply its value to the insert plan")
+        literal = sql.Literal(field.get_db_prep_save(field.get_default(), db)).as_string(db.connection)
+        return literal.replace("%", "%%")  # the statement also carries %(name)s placeholders
 
     def bind(self, values: dict, params: dict) -> None:
         if not values.keys() <= self.supplied:  # a value the statement would silently drop
@@ -360,7 +384,7 @@ class _LiteralColumns:
         for field in self.bound:
             name = field.attname
             value = values[name] if name in values else field.get_default()
-            params[self.prefix + name] = field.get_db_prep_save(value, connection) if name in self._json else value
+            params[self.prefix + name] = field.get_db_prep_save(value, self._db) if name in self._json else value
 
 
 EVENT_SUPPLIED = {
@@ -375,10 +399,9 @@ DELIVERY_SUPPLIED = {
 class _PostgresPlan:
     """One statement: a CTE upserts the Event and the outer INSERT adds the Delivery."""
 
-    def __init__(self) -> None:
-        connection.ensure_connection()
-        event = _LiteralColumns(Event, EVENT_SUPPLIED, "e_")
-        delivery = _LiteralColumns(Delivery, DELIVERY_SUPPLIED, "d_", exclude=("event", "outcome", "reason"))
+    def __init__(self, db) -> None:
+        event = _LiteralColumns(db, Event, EVENT_SUPPLIED, "e_")
+        delivery = _LiteralColumns(db, Delivery, DELIVERY_SUPPLIED, "d_", exclude=("event", "outcome", "reason"))
         self._columns = (event, delivery)
         event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
         # Identifiers come from model metadata and literals from field defaults; every value a
@@ -428,5 +451,5 @@ def _insert_plan(db) -> _PostgresPlan | _SQLitePlan:
     # Per database vendor: tests switch between SQLite and PostgreSQL in one interpreter.
     plan = _plans.get(db.vendor)
     if plan is None:
-        plan = _plans[db.vendor] = _PostgresPlan() if db.vendor == "postgresql" else _SQLitePlan()
+        plan = _plans[db.vendor] = _PostgresPlan(db) if db.vendor == "postgresql" else _SQLitePlan()
     return plan

@@ -3,6 +3,7 @@ by requests signed in the test)."""
 
 import concurrent.futures
 
+import psycopg
 import pytest
 import requests
 from django.db import connection
@@ -130,22 +131,61 @@ def test_concurrent_duplicates_make_one_event(console_shop, receiver_url):
     assert event.processed_count == 1 and PlatformOrder.objects.count() == 1
 
 
+def _post_order(client, webhook_id: str, order_id: int = 5512345678901):
+    body = order_payload(order_id=order_id)
+    headers = shopify_headers(body, webhook_id=webhook_id)
+    return client.post("/webhooks/shopify", body, content_type="application/json", headers=headers)
+
+
+def _prepared_receiver_statements() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH ev AS (INSERT%"])
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.parametrize("prepared", [True, False])
-def test_postgresql_insert_is_one_prepared_statement_per_connection(client, console_shop, settings, prepared):
+def test_postgresql_insert_is_one_prepared_statement_per_connection(
+    client, console_shop, settings, monkeypatch, prepared
+):
     """Parsing and planning the receiver's statement per webhook was most of its database time."""
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
     settings.WEBHOOK_PREPARED_STATEMENT = prepared
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)  # persistent, as in production
     connection.close()  # a fresh connection: nothing prepared on it yet
     for number in range(3):
-        body = order_payload(order_id=5512345678901 + number)
-        headers = shopify_headers(body, webhook_id=f"wh-prepared-{number}")
-        response = client.post("/webhooks/shopify", body, content_type="application/json", headers=headers)
+        response = _post_order(client, f"wh-prepared-{number}", order_id=5512345678901 + number)
         assert response.status_code == 200 and response.json()["status"] == "accepted"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["WITH ev AS (INSERT%"])
-        assert cursor.fetchone()[0] == (1 if prepared else 0)
+    assert _prepared_receiver_statements() == (1 if prepared else 0)
+    # Switched on for that one statement only: psycopg keeps no tally of Django's own queries.
+    assert connection.connection.prepare_threshold is None
     assert Event.objects.count() == 3 and Delivery.objects.filter(outcome="accepted").count() == 3
+
+
+def test_stale_prepared_statement_costs_one_503_then_recovers(client, console_shop, monkeypatch):
+    """A migration from another process changes a column the prepared statement returns."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    assert _post_order(client, "wh-stale-1").status_code == 200
+    assert _prepared_receiver_statements() == 1
+
+    def alter_outcome(length: int) -> None:
+        db = connection.settings_dict
+        params = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
+        with psycopg.connect(**params, port=db["PORT"] or 5432, autocommit=True) as other:
+            other.execute(f"ALTER TABLE integrations_delivery ALTER COLUMN outcome TYPE varchar({length})")
+
+    alter_outcome(20)
+    try:
+        stale = _post_order(client, "wh-stale-2", order_id=5512345678902)
+        assert stale.status_code == 503  # so Shopify retries; nothing half-stored
+        assert not Event.objects.filter(webhook_id="wh-stale-2").exists()
+        retried = _post_order(client, "wh-stale-2", order_id=5512345678902)
+        assert retried.status_code == 200 and retried.json()["status"] == "accepted"
+    finally:
+        alter_outcome(16)
+    assert Delivery.objects.filter(webhook_id="wh-stale-2", response_status=200).count() == 1
 
 
 def test_out_of_order_updates_keep_the_newest_state(simulator, console_shop, receiver_url):
