@@ -396,6 +396,17 @@ DELIVERY_SUPPLIED = {
 }  # fmt: skip
 
 
+def _event_upsert_sql(column_names: list[str], values_sql: str) -> str:
+    """Insert the Event, or count one more delivery of it; returns its id and delivery count."""
+    table = Event._meta.db_table
+    return (
+        f"INSERT INTO {table} ({', '.join(column_names)}) VALUES ({values_sql}) "  # noqa: S608
+        f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {table}.delivery_count + 1, "
+        f"last_delivery_at = excluded.last_delivery_at "
+        f"RETURNING id, delivery_count"
+    )
+
+
 class _PostgresPlan:
     """One statement: a CTE upserts the Event and the outer INSERT adds the Delivery."""
 
@@ -403,15 +414,11 @@ class _PostgresPlan:
         event = _LiteralColumns(db, Event, EVENT_SUPPLIED, "e_")
         delivery = _LiteralColumns(db, Delivery, DELIVERY_SUPPLIED, "d_", exclude=("event", "outcome", "reason"))
         self._columns = (event, delivery)
-        event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
         # Identifiers come from model metadata and literals from field defaults; every value a
         # webhook carries is a bound parameter.
         self.statement = (
-            f"WITH ev AS (INSERT INTO {event_table} ({', '.join(event.names)}) VALUES ({event.values_sql}) "  # noqa: S608
-            f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
-            f"last_delivery_at = excluded.last_delivery_at "
-            f"RETURNING id, delivery_count) "
-            f"INSERT INTO {delivery_table} ({', '.join(delivery.names)}, event_id, outcome, reason) "
+            f"WITH ev AS ({_event_upsert_sql(event.names, event.values_sql)}) "  # noqa: S608
+            f"INSERT INTO {Delivery._meta.db_table} ({', '.join(delivery.names)}, event_id, outcome, reason) "
             f"SELECT {delivery.values_sql}, ev.id, "
             f"CASE WHEN ev.delivery_count = 1 THEN 'accepted' ELSE 'duplicate' END, "
             f"CASE WHEN ev.delivery_count = 1 THEN '' ELSE '{DUPLICATE_REASON}' END FROM ev "
@@ -431,15 +438,9 @@ class _SQLitePlan:
     def __init__(self) -> None:
         self.event = _Columns(Event)
         self.delivery = _Columns(Delivery, exclude=("event", "outcome", "reason"))
-        event_table, delivery_table = Event._meta.db_table, Delivery._meta.db_table
-        self.upsert = (
-            f"INSERT INTO {event_table} ({', '.join(self.event.names)}) VALUES ({self.event.placeholders}) "  # noqa: S608
-            f"ON CONFLICT (shop_id, webhook_id) DO UPDATE SET delivery_count = {event_table}.delivery_count + 1, "
-            f"last_delivery_at = excluded.last_delivery_at "
-            f"RETURNING id, delivery_count"
-        )
+        self.upsert = _event_upsert_sql(self.event.names, self.event.placeholders)
         self.delivery_insert = (
-            f"INSERT INTO {delivery_table} ({', '.join(self.delivery.names)}, event_id, outcome, reason) "  # noqa: S608
+            f"INSERT INTO {Delivery._meta.db_table} ({', '.join(self.delivery.names)}, event_id, outcome, reason) "  # noqa: S608
             f"VALUES ({self.delivery.placeholders}, %s, %s, %s)"
         )
 
