@@ -427,6 +427,12 @@ class ChartBar:
         return f"{self.hour:%H:00}: {parts}"
 
 
+# Events not yet processed. An OR, not status__in: PostgreSQL combines the two partial indexes
+# (queued; not queued) for an OR, while `status = ANY(...)` is implied by neither and would scan
+# the whole log.
+IN_FLIGHT = Q(status=Event.Status.QUEUED) | Q(status=Event.Status.PROCESSING)
+
+
 def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
     """Event-log health for the dashboard: aggregate queries only, each bounded by time or served
     by a partial index, so the cost does not grow with the size of the log."""
@@ -455,10 +461,7 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
     for hour, n in rejected_per_hour:
         counts[(hour, REJECTED)] = n
 
-    # An OR, not status__in: PostgreSQL combines the two partial indexes (queued; not queued) for
-    # an OR, while `status = ANY(...)` is implied by neither and would scan the whole log.
-    in_flight = Q(status=Event.Status.QUEUED) | Q(status=Event.Status.PROCESSING)
-    backlog = Event.objects.filter(in_flight).aggregate(
+    backlog = Event.objects.filter(IN_FLIGHT).aggregate(
         queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
         processing=Count("id", filter=Q(status=Event.Status.PROCESSING)),
         oldest_at=Min("received_at"),
@@ -467,7 +470,7 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
     if backlog["oldest_at"] is not None:
         oldest = (
             Event.objects.select_related("shop")
-            .filter(in_flight, received_at=backlog["oldest_at"])
+            .filter(IN_FLIGHT, received_at=backlog["oldest_at"])
             .order_by("id")
             .first()
         )

@@ -152,6 +152,24 @@ def test_search_uses_equality_lookups_only():
     assert "LIKE" not in sql.upper()
 
 
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        pytest.param(lambda: Event.objects.filter(event_log.IN_FLIGHT), id="dashboard backlog"),
+        pytest.param(lambda: Event.objects.filter(event_log.event_search("wh-abc-123")), id="webhook id search"),
+    ],
+)
+def test_queries_that_rely_on_partial_or_composite_indexes_can_use_them(queryset):
+    """With sequential scans priced out, a plan that still scans the table has no index to use."""
+    if connection.vendor != "postgresql":
+        pytest.skip("planner behaviour is PostgreSQL's")
+    ShopFactory.create_batch(3)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # inside the test's transaction
+    plan = queryset().explain()
+    assert "Seq Scan on integrations_event" not in plan, plan
+
+
 # --- Keyset pages ---------------------------------------------------------------------------
 
 
