@@ -157,17 +157,22 @@ def _events(filters: dict[str, Any]) -> QuerySet[Event]:
     events = Event.objects.select_related("shop", "assignee")
     if shop := filters.get("shop"):
         events = events.filter(shop=shop)
-    if topic := filters.get("topic"):
-        events = events.filter(topic=topic)
     if status := filters.get("status"):
         events = events.filter(status=status)
-    if start := filters.get("received_from"):
-        events = events.filter(received_at__gte=start)
-    if end := filters.get("received_to"):
-        events = events.filter(received_at__lt=end)
     if q := filters.get("q"):
         events = events.filter(event_search(q))
-    return events
+    return _topic_and_time(events, filters)
+
+
+def _topic_and_time(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
+    """The filters events and rejected deliveries share: the same columns on both."""
+    if topic := filters.get("topic"):
+        queryset = queryset.filter(topic=topic)
+    if start := filters.get("received_from"):
+        queryset = queryset.filter(received_at__gte=start)
+    if end := filters.get("received_to"):
+        queryset = queryset.filter(received_at__lt=end)
+    return queryset
 
 
 def event_search(q: str) -> Q:
@@ -196,18 +201,12 @@ def _rejected_deliveries(filters: dict[str, Any]) -> QuerySet[Delivery]:
     deliveries = Delivery.objects.filter(event__isnull=True).defer("body", "headers")
     if shop := filters.get("shop"):
         deliveries = deliveries.filter(shop_domain=shop.domain)
-    if topic := filters.get("topic"):
-        deliveries = deliveries.filter(topic=topic)
-    if start := filters.get("received_from"):
-        deliveries = deliveries.filter(received_at__gte=start)
-    if end := filters.get("received_to"):
-        deliveries = deliveries.filter(received_at__lt=end)
     if q := filters.get("q"):
         match = Q(webhook_id=q)
         if q.isdigit() and int(q) < 2**63:
             match |= Q(pk=int(q))
         deliveries = deliveries.filter(match)
-    return deliveries
+    return _topic_and_time(deliveries, filters)
 
 
 def newer_rows(log: LogQuery, after: int) -> list:
