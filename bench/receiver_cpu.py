@@ -69,7 +69,7 @@ def main() -> None:
     from django.db import connections
     from django.utils import timezone
 
-    import integrations.receiver as receiver
+    import integrations.inbound.views as receiver
 
     handler = WSGIHandler()
     body = json.dumps({"id": 5500000000000, "name": "#1042", "updated_at": "2026-05-04T10:15:04-04:00"}).encode()

@@ -4,7 +4,7 @@ from django.db.models import Count
 
 from console.models import AuditEntry
 from incidents.models import Incident
-from integrations.event_log import dashboard_stats
+from integrations.eventlog.dashboard import dashboard_stats
 from integrations.models import Shop
 
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from console import views
-from integrations.receiver import receive_webhook
+from integrations.inbound.views import receive_webhook
 
 admin.site.site_header = "Support console administration"
 admin.site.site_title = "Support console"
@@ -16,8 +16,8 @@ urlpatterns = [
     re_path(r"^webhooks/shopify/?$", receive_webhook, name="webhook_receiver"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/<str:app_label>/<str:model>/<str:object_id>/", views.audit_history, name="audit_history"),
-    path("shops/", include("integrations.urls")),
-    path("events/", include("integrations.event_urls")),
+    path("shops/", include("integrations.shops.urls")),
+    path("events/", include("integrations.eventlog.urls")),
     path("incidents/", include("incidents.urls")),
     path("admin/", admin.site.urls),
 ]

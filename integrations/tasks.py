@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from integrations.models import WorkerHeartbeat
-from integrations.processing import process_pending
+from integrations.processing.engine import process_pending
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 import pytest
 
 from console import roles
-from integrations.receiver import shop_cache
+from integrations.inbound.views import shop_cache
 from tests.factories import UserFactory
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from console import roles
 from incidents.models import Incident, IncidentUpdate
 from integrations.models import Shop
-from integrations.services import register_shop
+from integrations.shops.services import register_shop
 
 DEMO_USERS = [
     # username, role, is_staff (may open the read-mostly Django admin)

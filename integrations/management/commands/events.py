@@ -11,8 +11,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
+from integrations.eventlog.trace import plain_words, trace_webhook
 from integrations.models import Event, webhook_id_match
-from integrations.trace import plain_words, trace_webhook
 
 
 class Command(BaseCommand):

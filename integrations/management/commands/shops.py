@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.models import Shop
-from integrations.services import register_shop
+from integrations.shops.services import register_shop
 
 
 class Command(BaseCommand):

@@ -6,9 +6,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from console.access import require_perm
 from console.models import AuditEntry
-from integrations import services
-from integrations.forms import ShopCreateForm, ShopEditForm, ShopSecretsForm
 from integrations.models import Shop
+from integrations.shops import services
+from integrations.shops.forms import ShopCreateForm, ShopEditForm, ShopSecretsForm
 
 
 @require_GET

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console.models import AuditEntry
-from integrations import event_log
+from integrations.eventlog import dashboard, export, selectors
 from integrations.models import Attempt, Delivery, Event, Job, SavedView, TriageNote
 from tests.factories import AttemptFactory, DeliveryFactory, EventFactory, JobFactory, ShopFactory, UserFactory
 
@@ -146,17 +146,17 @@ def test_search_is_exact_not_substring(support, searchable):
 
 
 def test_search_uses_equality_lookups_only():
-    sql = str(event_log.build_log_query({"q": "1042"}).queryset.query)
+    sql = str(selectors.build_log_query({"q": "1042"}).queryset.query)
     assert "LIKE" not in sql.upper()
-    sql = str(event_log.build_log_query({"q": "abc-def"}).queryset.query)
+    sql = str(selectors.build_log_query({"q": "abc-def"}).queryset.query)
     assert "LIKE" not in sql.upper()
 
 
 @pytest.mark.parametrize(
     "queryset",
     [
-        pytest.param(lambda: Event.objects.filter(event_log.IN_FLIGHT), id="dashboard backlog"),
-        pytest.param(lambda: Event.objects.filter(event_log.event_search("wh-abc-123")), id="webhook id search"),
+        pytest.param(lambda: Event.objects.filter(dashboard.IN_FLIGHT), id="dashboard backlog"),
+        pytest.param(lambda: Event.objects.filter(selectors.event_search("wh-abc-123")), id="webhook id search"),
     ],
 )
 def test_queries_that_rely_on_partial_or_composite_indexes_can_use_them(queryset):
@@ -287,14 +287,14 @@ def test_csv_export_of_rejected_requests_neutralises_formulas(support):
 
 
 def test_csv_export_is_capped_and_says_so(support, monkeypatch):
-    monkeypatch.setattr(event_log, "EXPORT_MAX_ROWS", 3)
+    monkeypatch.setattr(export, "EXPORT_MAX_ROWS", 3)
     events = [EventFactory() for _ in range(5)]
     rows = read_csv(support.get(reverse("events:export")))
     assert [row[0] for row in rows[1:4]] == [str(e.pk) for e in reversed(events[2:])]
     assert rows[-1][0].startswith("# capped at 3 rows")
     assert len(rows) == 5  # header, 3 rows, the note
 
-    monkeypatch.setattr(event_log, "EXPORT_MAX_ROWS", 5)
+    monkeypatch.setattr(export, "EXPORT_MAX_ROWS", 5)
     rows = read_csv(support.get(reverse("events:export")))
     assert len(rows) == 6 and not rows[-1][0].startswith("#")
 
@@ -587,7 +587,7 @@ def test_dashboard_stats_counts_per_status_per_hour_for_the_last_day():
     EventFactory(status=Event.Status.FAILED, received_at=now - timedelta(hours=3))
     EventFactory(status=Event.Status.FAILED, received_at=now - timedelta(hours=30))  # outside the window
     DeliveryFactory(event=None, received_at=now - timedelta(hours=3))
-    stats = event_log.dashboard_stats(now)
+    stats = dashboard.dashboard_stats(now)
     bars = stats["chart"]["bars"]
     assert len(bars) == 24
     last = {s.status: s.count for s in bars[-1].segments}
@@ -633,7 +633,7 @@ def test_dashboard_stats_backlog_worker_failures_rejections_and_privacy():
         state=PrivacyRequest.State.COMPLETED,
     )
 
-    stats = event_log.dashboard_stats(now)
+    stats = dashboard.dashboard_stats(now)
     assert stats["oldest_unprocessed"] == oldest
     assert timedelta(minutes=29) < stats["oldest_age"] < timedelta(minutes=31)
     assert (stats["queued"], stats["processing"]) == (4, 1)  # the 3 privacy events are queued too
@@ -644,7 +644,7 @@ def test_dashboard_stats_backlog_worker_failures_rejections_and_privacy():
     assert stats["overdue_privacy"] == [overdue]
 
     WorkerHeartbeat.objects.filter(name="event-pump").update(beat_at=now - timedelta(seconds=91))
-    assert event_log.dashboard_stats(now)["worker"]["alive"] is False
+    assert dashboard.dashboard_stats(now)["worker"]["alive"] is False
 
 
 def test_dashboard_page_shows_event_health_to_support_only(client, support_user, service_user):

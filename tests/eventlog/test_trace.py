@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from integrations.eventlog.trace import trace_event, trace_webhook, traced_events
 from integrations.models import Attempt, Delivery, Event, Job
-from integrations.trace import trace_event, trace_webhook, traced_events
 from tests.factories import AttemptFactory, DeliveryFactory, EventFactory, JobFactory, ShopFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The event log: list (with live poll and CSV export), event and rejected-delivery detail,
 triage actions and saved views. Views stay thin; queries live in `event_log`, changes in
-`triage` and `event_log.save_view/delete_view`."""
+`triage` and `saved_views`."""
 
 import csv
 
@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console.access import require_perm
 from console.pagination import keyset_page
-from integrations import event_log, triage
+from integrations.eventlog import export, filters, saved_views, selectors, triage
+from integrations.eventlog.trace import plain_words, trace_event, trace_webhook
 from integrations.models import Delivery, Event, SavedView
-from integrations.trace import plain_words, trace_event, trace_webhook
 
 VIEW = "integrations.view_event"
 TRIAGE = "integrations.triage_event"
@@ -28,8 +28,8 @@ TRIAGE = "integrations.triage_event"
 @require_GET
 @require_perm(VIEW)
 def event_list(request: HttpRequest) -> HttpResponse:
-    form = event_log.EventFilterForm(request.GET or None)
-    log = event_log.build_log_query(form.filters())
+    form = filters.EventFilterForm(request.GET or None)
+    log = selectors.build_log_query(form.filters())
     page = keyset_page(log.queryset, cursor=request.GET.get("cursor"))
     context = {
         "form": form,
@@ -38,7 +38,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "query": form.query_string(),
         # The live poll asks for rows above the newest one shown (0 when none matched yet).
         "newest_id": page.rows[0].pk if page.rows else 0,
-        "topics": event_log.COMMON_TOPICS,
+        "topics": filters.COMMON_TOPICS,
         "saved_views": SavedView.objects.filter(user=request.user),
     }
     if request.htmx and request.GET.get("cursor"):
@@ -50,13 +50,13 @@ def event_list(request: HttpRequest) -> HttpResponse:
 @require_perm(VIEW)
 def event_poll(request: HttpRequest) -> HttpResponse:
     """Rows newer than `after` that match the filters, with the poller that asks for the next ones."""
-    form = event_log.EventFilterForm(request.GET or None)
-    log = event_log.build_log_query(form.filters())
+    form = filters.EventFilterForm(request.GET or None)
+    log = selectors.build_log_query(form.filters())
     try:
         after = max(int(request.GET.get("after", "0")), 0)
     except ValueError:
         after = 0
-    rows = event_log.newer_rows(log, after)
+    rows = selectors.newer_rows(log, after)
     context = {"log": log, "rows": rows, "query": form.query_string(), "newest_id": rows[0].pk if rows else after}
     return render(request, "integrations/events/_poll.html", context)
 
@@ -71,10 +71,10 @@ class _Echo:
 @require_GET
 @require_perm(VIEW)
 def event_export(request: HttpRequest) -> StreamingHttpResponse:
-    form = event_log.EventFilterForm(request.GET or None)
-    log = event_log.build_log_query(form.filters())
+    form = filters.EventFilterForm(request.GET or None)
+    log = selectors.build_log_query(form.filters())
     writer = csv.writer(_Echo())
-    lines = (writer.writerow(row) for row in event_log.export_rows(log))
+    lines = (writer.writerow(row) for row in export.export_rows(log))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     filename = f"events-{timezone.now():%Y%m%d-%H%M%S}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -87,15 +87,15 @@ def event_export(request: HttpRequest) -> StreamingHttpResponse:
 @require_GET
 @require_perm(VIEW)
 def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    event = get_object_or_404(event_log.events_for_detail(), pk=pk)
+    event = get_object_or_404(selectors.events_for_detail(), pk=pk)
     trace = trace_event(event)
     context = {
         "event": event,
         "trace": trace,
         "answers": plain_words(trace),
-        "timeline": event_log.timeline(event),
-        "payload": event_log.payload_of(event),
-        "related": event_log.related_events(event),
+        "timeline": selectors.timeline(event),
+        "payload": selectors.payload_of(event),
+        "related": selectors.related_events(event),
         **_triage_context(request, event),
     }
     return render(request, "integrations/events/detail.html", context)
@@ -111,7 +111,7 @@ def delivery_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "delivery": delivery,
         "trace": trace,
-        "payload": event_log.render_payload(delivery.body),
+        "payload": selectors.render_payload(delivery.body),
     }
     return render(request, "integrations/events/delivery.html", context)
 
@@ -232,8 +232,8 @@ def save_view(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Give the view a name (80 characters at most).")
         return redirect("events:list")
     # Re-validate the filter through the form so a saved view only ever holds known filters.
-    query = event_log.EventFilterForm(QueryDict(form.cleaned_data["query"])).query_string()
-    view = event_log.save_view(user=request.user, name=form.cleaned_data["name"], query=query)
+    query = filters.EventFilterForm(QueryDict(form.cleaned_data["query"])).query_string()
+    view = saved_views.save_view(user=request.user, name=form.cleaned_data["name"], query=query)
     messages.success(request, f"Saved view “{view.name}”.")
     return redirect(f"{reverse('events:list')}?{view.query}" if view.query else reverse("events:list"))
 
@@ -241,7 +241,7 @@ def save_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_perm(VIEW)
 def delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    if not event_log.delete_view(user=request.user, view_id=pk):
+    if not saved_views.delete_view(user=request.user, view_id=pk):
         raise Http404("No such saved view of yours.")
     messages.success(request, "Saved view deleted.")
     return redirect("events:list")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import event_views as views
+from integrations.eventlog import views
 
 app_name = "events"
 urlpatterns = [

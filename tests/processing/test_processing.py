@@ -9,7 +9,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from console.models import AuditEntry
-from integrations import handlers
+from integrations.inbound.views import store_verified_delivery
+from integrations.jobs import registry as handlers
 from integrations.models import (
     Attempt,
     Delivery,
@@ -24,8 +25,7 @@ from integrations.models import (
     Shop,
     TriageNote,
 )
-from integrations.processing import process_event, process_pending, requeue_expired_claims, run_due_retries
-from integrations.receiver import store_verified_delivery
+from integrations.processing.engine import process_event, process_pending, requeue_expired_claims, run_due_retries
 from tests.factories import ShopFactory
 
 pytestmark = pytest.mark.django_db
@@ -366,7 +366,7 @@ def test_a_newer_order_sync_does_not_resolve_a_failed_fulfillment_notification(s
 
 
 def test_a_job_that_keeps_killing_its_worker_is_given_up(shop):
-    from integrations.processing import MAX_ATTEMPTS
+    from integrations.processing.engine import MAX_ATTEMPTS
 
     event = receive(shop, "orders/create", order())
     job = Job.objects.create(event=event, name="sync_order", status=Job.Status.RUNNING, attempt_count=MAX_ATTEMPTS)

@@ -19,7 +19,8 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrations.handlers import JOB_TYPES, TOPIC_JOBS, RetryableJobError, describe_resource
+from integrations.jobs.registry import JOB_TYPES, TOPIC_JOBS, RetryableJobError
+from integrations.jobs.resources import describe_resource
 from integrations.models import Attempt, Delivery, Event, Job, TriageNote
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,208 @@
+"""Privacy jobs: customers/data_request, customers/redact and shop/redact, within Shopify's 30 days."""
+
+import json
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from integrations.jobs.registry import Replay, job
+from integrations.models import Delivery, Event, PlatformCustomer, PlatformOrder, PrivacyRequest, Shop
+
+PRIVACY_DEADLINE = timedelta(days=30)  # Shopify: act on privacy webhooks within 30 days
+
+PERSONAL_KEYS = {
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "address1",
+    "address2",
+    "city",
+    "zip",
+    "province",
+    "province_code",
+    "latitude",
+    "longitude",
+    "company",
+    "contact_email",
+    "browser_ip",
+    "note",
+}
+ADDRESS_KEYS = {"shipping_address", "billing_address", "default_address", "addresses", "customer"}
+REDACTED = "[redacted]"
+
+
+def scrub(value):
+    """A copy of a payload with personal data replaced, structure kept for support work."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                REDACTED
+                if key in PERSONAL_KEYS and val not in (None, "")
+                else scrub_nested(val)
+                if key in ADDRESS_KEYS
+                else scrub(val)
+            )
+            for key, val in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    return value
+
+
+def scrub_nested(value):
+    if isinstance(value, dict):
+        kept = {"id", "admin_graphql_api_id", "country_code"}
+        return {k: (v if k in kept else REDACTED if v not in (None, "") else v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_nested(item) for item in value]
+    return value
+
+
+def scrub_deliveries(deliveries: models.QuerySet, note: str, *, mentioning: list[bytes] | None = None) -> int:
+    """Rewrite stored bodies without personal data; with `mentioning`, only bodies that contain one
+    of those byte strings (an email, a customer or order id). Scanning bodies rather than trusting
+    the worker's resource fields also catches events not processed yet, topics we ignore and
+    rejected requests. Over-matching only scrubs more, which is the safe side."""
+    count = 0
+    touched_events = set()
+    for delivery in deliveries.exclude(body=None).only("id", "body", "event_id").iterator():
+        raw = bytes(delivery.body)
+        if mentioning is not None and not any(needle in raw for needle in mentioning):
+            continue
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            cleaned = b'"[redacted: unparseable payload removed]"'
+        else:
+            cleaned = json.dumps(scrub(payload)).encode()
+        Delivery.objects.filter(pk=delivery.pk).update(body=cleaned, body_size=len(cleaned))
+        count += 1
+        if delivery.event_id:
+            touched_events.add(delivery.event_id)
+    if touched_events:
+        Event.objects.filter(pk__in=touched_events).update(redacted_at=timezone.now(), redaction_note=note[:255])
+    return count
+
+
+def _privacy_request(event: Event, payload: dict, kind: str) -> PrivacyRequest:
+    request, _ = PrivacyRequest.objects.get_or_create(
+        event=event,
+        defaults={
+            "shop": event.shop,
+            "kind": kind,
+            "customer_shopify_id": (payload.get("customer") or {}).get("id"),
+            "received_at": event.received_at,
+            "due_at": event.received_at + PRIVACY_DEADLINE,
+        },
+    )
+    return request
+
+
+def _complete(request: PrivacyRequest, proof: dict, export: dict | None = None) -> None:
+    request.state = PrivacyRequest.State.COMPLETED
+    request.completed_at = timezone.now()
+    request.proof = proof
+    if export is not None:
+        request.export = export
+    request.save()
+
+
+def _customer_orders(shop: Shop, customer_id, order_ids) -> models.QuerySet:
+    return PlatformOrder.objects.filter(shop=shop).filter(
+        models.Q(customer_shopify_id=customer_id) | models.Q(shopify_id__in=[int(i) for i in order_ids or []])
+    )
+
+
+@job(
+    "export_customer_data",
+    replay=Replay.ALWAYS,
+    reason="Builds the same export again; it writes nothing but the request's own record.",
+)
+def export_customer_data(event: Event, payload: dict) -> str:
+    """customers/data_request: gather everything we hold about the customer."""
+    request = _privacy_request(event, payload, PrivacyRequest.Kind.DATA_REQUEST)
+    customer_id = (payload.get("customer") or {}).get("id")
+    customer = PlatformCustomer.objects.filter(shop=event.shop, shopify_id=customer_id).values(
+        "shopify_id", "email", "first_name", "last_name", "phone", "tags", "shopify_updated_at"
+    )
+    orders = _customer_orders(event.shop, customer_id, payload.get("orders_requested")).values(
+        "shopify_id",
+        "name",
+        "email",
+        "financial_status",
+        "fulfillment_status",
+        "total_price",
+        "currency",
+        "shipping_address",
+    )
+    export = {"customer": [_plain(row) for row in customer], "orders": [_plain(row) for row in orders]}
+    _complete(request, {"customer_records": len(export["customer"]), "orders": len(export["orders"])}, export)
+    return f"exported {len(export['customer'])} customer and {len(export['orders'])} order records"
+
+
+@job("redact_customer", replay=Replay.ALWAYS, reason="Scrubbing already-scrubbed data changes nothing.")
+def redact_customer(event: Event, payload: dict) -> str:
+    """customers/redact: remove the customer's personal data from records and stored payloads."""
+    request = _privacy_request(event, payload, PrivacyRequest.Kind.CUSTOMER_REDACT)
+    customer = payload.get("customer") or {}
+    customer_id = customer.get("id")
+    if not customer_id:
+        raise ValueError("customers/redact without customer.id: cannot tell whose data to remove")
+    now = timezone.now()
+    customers = PlatformCustomer.objects.filter(shop=event.shop, shopify_id=customer_id).update(
+        email="", first_name="", last_name="", phone="", redacted_at=now
+    )
+    if not customers:
+        # A tombstone, so a customers/create still in the queue cannot write the data back.
+        PlatformCustomer.objects.create(
+            shop=event.shop,
+            shopify_id=int(customer_id),
+            gid=f"gid://shopify/Customer/{customer_id}",
+            shopify_updated_at=now,
+            redacted_at=now,
+            last_event=event,
+        )
+    orders = _customer_orders(event.shop, customer_id, payload.get("orders_to_redact"))
+    order_ids = {str(i) for i in orders.values_list("shopify_id", flat=True)}
+    order_ids |= {str(i) for i in payload.get("orders_to_redact") or []}
+    orders_scrubbed = orders.update(email="", shipping_address=None, redacted_at=now)
+    needles = [str(customer_id).encode(), *(i.encode() for i in order_ids)]
+    needles += [str(customer[key]).encode() for key in ("email", "phone") if customer.get(key)]
+    note = f"customer {customer_id} redacted by webhook {event.webhook_id}"
+    payloads = scrub_deliveries(Delivery.objects.filter(shop=event.shop), note, mentioning=needles)
+    exports = PrivacyRequest.objects.filter(shop=event.shop, customer_shopify_id=customer_id).exclude(export=None)
+    exports_cleared = exports.update(export=None)
+    _complete(
+        request,
+        {
+            "customer_records": customers,
+            "orders": orders_scrubbed,
+            "payloads": payloads,
+            "exports_cleared": exports_cleared,
+        },
+    )
+    return f"redacted {customers} customer, {orders_scrubbed} order records and {payloads} payloads"
+
+
+@job("redact_shop", replay=Replay.ALWAYS, reason="Scrubbing already-scrubbed data changes nothing.")
+def redact_shop(event: Event, payload: dict) -> str:
+    """shop/redact: remove all personal data we hold for the shop."""
+    request = _privacy_request(event, payload, PrivacyRequest.Kind.SHOP_REDACT)
+    now = timezone.now()
+    customers = PlatformCustomer.objects.filter(shop=event.shop).update(
+        email="", first_name="", last_name="", phone="", redacted_at=now
+    )
+    orders = PlatformOrder.objects.filter(shop=event.shop).update(email="", shipping_address=None, redacted_at=now)
+    payloads = scrub_deliveries(
+        Delivery.objects.filter(shop=event.shop), f"shop redacted by webhook {event.webhook_id}"
+    )
+    exports_cleared = PrivacyRequest.objects.filter(shop=event.shop).exclude(export=None).update(export=None)
+    proof = {"customer_records": customers, "orders": orders, "payloads": payloads, "exports_cleared": exports_cleared}
+    _complete(request, proof)
+    return f"redacted {customers} customers, {orders} orders and {payloads} payloads"
+
+
+def _plain(row: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}

@@ -1,0 +1,45 @@
+"""The integrations app's models, one module per stage of the flow (one app label).
+
+- shops: Shop
+- inbound: Delivery (every request), Event (one per shop and webhook id)
+- work: Job, Attempt, WorkerHeartbeat
+- platform: the demo platform's records (orders, products, variants, inventory, customers)
+- privacy: PrivacyRequest
+- triage: triage history and saved views
+"""
+
+from integrations.models.inbound import Delivery, Event, webhook_id_match
+from integrations.models.platform import (
+    FulfillmentNotification,
+    PlatformCustomer,
+    PlatformInventoryLevel,
+    PlatformOrder,
+    PlatformProduct,
+    PlatformVariant,
+)
+from integrations.models.privacy import PrivacyRequest
+from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
+from integrations.models.triage import SavedView, TriageNote
+from integrations.models.work import Attempt, Job, WorkerHeartbeat
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "Attempt",
+    "Delivery",
+    "Event",
+    "FulfillmentNotification",
+    "Job",
+    "PlatformCustomer",
+    "PlatformInventoryLevel",
+    "PlatformOrder",
+    "PlatformProduct",
+    "PlatformVariant",
+    "PrivacyRequest",
+    "SavedView",
+    "Shop",
+    "TriageNote",
+    "WorkerHeartbeat",
+    "api_version_validator",
+    "shop_domain_validator",
+    "webhook_id_match",
+]

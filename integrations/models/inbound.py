@@ -1,0 +1,155 @@
+"""What arrived from Shopify: every HTTP request (Delivery) and the webhook event it carries (Event)."""
+
+from django.db import models
+from django.utils import timezone
+
+from integrations.models.shops import Shop
+
+
+class Event(models.Model):
+    """One Shopify webhook event for one shop, however many times Shopify delivered it.
+
+    Unique per (shop, X-Shopify-Webhook-Id) by a database constraint, so concurrent duplicate
+    deliveries still make one Event; each delivery raises `delivery_count`. The worker claims
+    queued events, runs the topic's handler (which creates Jobs) and settles the status.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        IGNORED = "ignored", "Ignored"
+
+    class Triage(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+
+    # Not indexed on its own: the unique (shop, webhook_id) and (shop, -id) indexes lead with it.
+    shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="events", db_index=False)
+    webhook_id = models.CharField(max_length=100)
+    event_id = models.CharField(max_length=100, blank=True)
+    topic = models.CharField(max_length=100)
+    api_version = models.CharField(max_length=16, blank=True)
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    last_delivery_at = models.DateTimeField(default=timezone.now)
+    delivery_count = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status_reason = models.TextField(blank=True)
+    processed_count = models.PositiveIntegerField(default=0, help_text="Times processing ran to success.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Filled by the worker from the payload, so the receiver never parses JSON.
+    resource_gid = models.CharField(max_length=255, blank=True)
+    resource_id = models.CharField(max_length=40, blank=True)
+    resource_label = models.CharField(max_length=100, blank=True)
+    resource_updated_at = models.DateTimeField(null=True, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
+    redaction_note = models.CharField(max_length=255, blank=True)
+    # Triage of failures by support.
+    triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.OPEN)
+    # Indexed only where set (below): most events are never assigned.
+    assignee = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_events", db_index=False
+    )
+    tags = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        permissions = [("triage_event", "Can assign, tag, acknowledge, resolve or ignore failed events")]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "webhook_id"], name="int_event_unique_webhook"),
+        ]
+        indexes = [
+            # The worker's claim query: oldest queued first.
+            models.Index(fields=["id"], name="int_event_queued_idx", condition=models.Q(status="queued")),
+            # Leases that expired (a worker died mid-batch).
+            models.Index(fields=["claimed_at"], name="int_event_claimed_idx", condition=models.Q(status="processing")),
+            # Event log filters, newest first (keyset on id).
+            models.Index(fields=["shop", "-id"], name="int_event_shop_idx"),
+            models.Index(fields=["topic", "-id"], name="int_event_topic_idx"),
+            # Queued events are found through int_event_queued_idx, so a new event skips this one.
+            models.Index(fields=["status", "-id"], name="int_event_status_idx", condition=~models.Q(status="queued")),
+            models.Index(fields=["received_at"], name="int_event_received_idx"),
+            # No index on webhook_id alone: searches go through the unique (shop, webhook_id) index
+            # (see webhook_id_match), which saves the receiver one random-order index insert.
+            # Partial: filled later by the worker, so the receiver's insert does not touch them.
+            models.Index(fields=["event_id"], name="int_event_eventid_idx", condition=~models.Q(event_id="")),
+            models.Index(
+                fields=["resource_id", "-id"], name="int_event_resource_idx", condition=~models.Q(resource_id="")
+            ),
+            models.Index(
+                fields=["resource_label", "-id"], name="int_event_label_idx", condition=~models.Q(resource_label="")
+            ),
+            models.Index(
+                fields=["resource_gid", "-id"], name="int_event_gid_idx", condition=~models.Q(resource_gid="")
+            ),
+            models.Index(
+                fields=["assignee"], name="int_event_assignee_idx", condition=models.Q(assignee__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.webhook_id}"
+
+
+def webhook_id_match(webhook_id: str) -> models.Q:
+    """Events with this X-Shopify-Webhook-Id in any shop, found through the unique
+    (shop, webhook_id) index: one probe per shop, and shops are few."""
+    return models.Q(shop_id__in=list(Shop.objects.values_list("id", flat=True)), webhook_id=webhook_id)
+
+
+class Delivery(models.Model):
+    """One HTTP request to the webhook receiver, whatever became of it.
+
+    Written before we answer: a rejected or oversize request is kept with its reason, and a
+    verified one points at its Event. Secret-bearing headers are redacted.
+    """
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        DUPLICATE = "duplicate", "Duplicate (already received)"
+        REJECTED = "rejected", "Rejected"
+        TOO_LARGE = "too_large", "Refused: too large"
+
+    received_at = models.DateTimeField(default=timezone.now)
+    # Not indexed: deliveries are found through their event, webhook id or time; an index here
+    # would only serve deleting a shop, which the console never does.
+    shop = models.ForeignKey(
+        Shop, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries", db_index=False
+    )
+    shop_domain = models.CharField(max_length=255, blank=True)
+    topic = models.CharField(max_length=100, blank=True)
+    webhook_id = models.CharField(max_length=100, blank=True)
+    # Indexed by (event, id) below, which also serves the foreign key.
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries", db_index=False
+    )
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField(null=True, blank=True)
+    body_size = models.PositiveIntegerField(default=0)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    signature_valid = models.BooleanField(null=True, help_text="None when never checked (unknown shop, no header).")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    response_status = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=255, blank=True)
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["event", "id"], name="int_delivery_event_idx"),
+            # Rejected requests by webhook id; accepted ones are found through their Event.
+            models.Index(
+                fields=["webhook_id"], name="int_delivery_webhook_idx", condition=models.Q(event__isnull=True)
+            ),
+            # "Webhooks rejected in the last hour" on the dashboard.
+            models.Index(
+                fields=["received_at"], name="int_delivery_rejected_idx", condition=models.Q(event__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic or '?'} from {self.shop_domain or '?'}: {self.outcome}"
