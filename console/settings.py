@@ -126,9 +126,14 @@ WEBHOOK_SHOP_CACHE_SECONDS = env.float("WEBHOOK_SHOP_CACHE_SECONDS", default=5.0
 # planned once per connection; that was most of its database time). Set False behind a
 # transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21).
 WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
-# A worker that claimed an event and then died: the event goes back to the queue after this.
-EVENT_CLAIM_LEASE_SECONDS = env.int("EVENT_CLAIM_LEASE_SECONDS", default=120)
-# Each pump task runs this long, then hands over to a fresh one (must stay below Q_TIMEOUT).
+# Event processing. Every qcluster worker process runs EVENT_PUMP_THREADS pumps (0: none, e.g. a
+# cluster kept for other tasks); each claims EVENT_BATCH_SIZE events at a time. A pump that has
+# not beaten its heartbeat for EVENT_CLAIM_LEASE_SECONDS is taken for dead and its claims go back
+# to the queue (pumps beat every second).
+EVENT_PUMP_THREADS = env.int("EVENT_PUMP_THREADS", default=1)
+EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=100)
+EVENT_CLAIM_LEASE_SECONDS = env.int("EVENT_CLAIM_LEASE_SECONDS", default=30)
+# How long `integrations.tasks.pump_events` runs when queued as a task (must stay below Q_TIMEOUT).
 EVENT_PUMP_RUN_SECONDS = env.int("EVENT_PUMP_RUN_SECONDS", default=50)
 
 # --- Auth -----------------------------------------------------------------------------------

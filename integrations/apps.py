@@ -8,17 +8,17 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        # A (re)started worker makes sure an event pump is running: after a crash, processing
-        # resumes as soon as the cluster is back, not only at the next scheduled check.
+        # Every qcluster worker process runs an event pump in a thread (integrations.tasks), so
+        # processing starts with the cluster and scales with its workers.
         post_spawn.connect(_start_pump_on_spawn, dispatch_uid="integrations.start_pump")
 
 
 def _start_pump_on_spawn(sender, proc_name, **kwargs):
-    from integrations.tasks import start_pump
+    from integrations.tasks import start_worker_pump
 
     try:
-        start_pump()
+        start_worker_pump()
     except Exception:  # never stop a worker from starting; the schedule retries
         import logging
 
-        logging.getLogger(__name__).exception("could not enqueue the event pump")
+        logging.getLogger(__name__).exception("could not start the event pump")

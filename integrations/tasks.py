@@ -1,103 +1,82 @@
-"""django-q2 entry points. Thin: each calls into integrations.processing.
+"""django-q2 entry points (their dotted paths are stored in the schedule table; keep them).
 
-The event pump is one long-running task at a time (a lease in WorkerHeartbeat makes a second one
-wait or leave), which polls for new events; it hands over to a fresh task before the cluster's
-timeout. A schedule every minute and every worker spawn enqueue a pump, so a killed worker is
-replaced within a minute at most, and the receiver never has to enqueue anything per webhook.
+Event processing does not run as queued tasks: every qcluster worker process starts one event
+pump in a thread when it spawns (`start_worker_pump`, connected to django-q2's post_spawn), so
+pumps scale with worker processes, clusters and machines, and the receiver never enqueues
+anything per webhook. The once-a-minute `ensure_pump` schedule restarts a pump thread that died,
+gives back the claims of pumps that stopped (on any machine), and forgets long-dead pumps.
 """
 
 import logging
-import os
-import time
-import uuid
+import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError
-from django.db.models import F, Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from integrations.models import WorkerHeartbeat
-from integrations.processing.engine import process_pending
+from integrations.processing.claims import recover_lost_claims
+from integrations.processing.pump import Pump
 
 logger = logging.getLogger(__name__)
 
-PUMP = "event-pump"
-LEASE = timedelta(seconds=10)
-RENEW_EVERY = 2.0
-IDLE_SLEEP = 0.25
+FORGET_PUMPS_AFTER = timedelta(days=1)
+_pump_lock = threading.Lock()
+_pump_threads: list[threading.Thread] = []
+_stop = threading.Event()
 
 
-def pump_events(run_seconds: float | None = None, hand_over: bool = True) -> int:
-    """Process events for about `run_seconds`, then enqueue a successor. Returns events handled."""
-    run_seconds = settings.EVENT_PUMP_RUN_SECONDS if run_seconds is None else run_seconds
-    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if not _wait_for_lease(owner):
-        return 0  # another pump is alive and well
-    deadline = time.monotonic() + run_seconds
-    renewed = time.monotonic()
-    handled = 0
-    alive = True
+def start_worker_pump() -> int:
+    """Start this process's pump threads (EVENT_PUMP_THREADS, default 1) if they are not running.
+    Returns how many were started."""
+    wanted = settings.EVENT_PUMP_THREADS
+    with _pump_lock:
+        _pump_threads[:] = [thread for thread in _pump_threads if thread.is_alive()]
+        started = 0
+        while len(_pump_threads) < wanted:
+            tag = f"pump{len(_pump_threads) + 1}"
+            # A daemon: when django-q2 stops or recycles the worker process, the pump goes with it;
+            # its uncommitted batch rolls back and recovery gives its claims back after the lease.
+            thread = threading.Thread(target=_run_pump, args=(tag,), name=f"event-{tag}", daemon=True)
+            thread.start()
+            _pump_threads.append(thread)
+            started += 1
+    return started
 
-    def keep_going() -> bool:
-        # Asked between events too, so one long pass can neither outlive the task's time nor
-        # keep running after another pump took over the lease. Renew every couple of seconds,
-        # not every event: an idle pump should not keep taking SQLite's write lock.
-        nonlocal renewed, alive
-        if time.monotonic() - renewed > RENEW_EVERY:
-            alive = _renew_lease(owner)
-            renewed = time.monotonic()
-            if not alive:
-                logger.warning("event pump %s lost its lease; stopping", owner)
-        return alive and time.monotonic() < deadline
+
+def _run_pump(tag: str) -> None:
+    from django.db import connection
 
     try:
-        while keep_going():
-            try:
-                done = process_pending(keep_going=keep_going)
-            except DatabaseError:
-                logger.exception("event pump: database unavailable, backing off")
-                time.sleep(2)
-                continue
-            handled += done
-            if done:
-                WorkerHeartbeat.objects.filter(name=PUMP).update(processed_total=F("processed_total") + done)
-            else:
-                time.sleep(IDLE_SLEEP)
+        Pump(tag=tag).run_forever(_stop)
     finally:
-        WorkerHeartbeat.objects.filter(name=PUMP, owner=owner).update(owner="")
-        if hand_over:
-            start_pump()
-    return handled
-
-
-def start_pump() -> None:
-    """Enqueue a pump; if one is already running the new one simply leaves."""
-    async_task("integrations.tasks.pump_events", task_name="event-pump", q_options={"group": "event-pump"})
+        connection.close()
 
 
 def ensure_pump() -> None:
-    """Scheduled every minute: restart the pump if its heartbeat has gone quiet."""
-    stale = timezone.now() - LEASE * 2
-    if not WorkerHeartbeat.objects.filter(name=PUMP, beat_at__gte=stale).exists():
-        start_pump()
+    """Scheduled every minute: this worker's pump is alive, lost claims are recovered anywhere."""
+    start_worker_pump()
+    recover_lost_claims()
+    WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - FORGET_PUMPS_AFTER).delete()
 
 
-def _wait_for_lease(owner: str) -> bool:
-    give_up = time.monotonic() + LEASE.total_seconds() + 2
-    WorkerHeartbeat.objects.get_or_create(name=PUMP, defaults={"beat_at": timezone.now() - LEASE * 2})
-    while time.monotonic() < give_up:
-        if _renew_lease(owner):
-            return True
-        time.sleep(1)
-    return False
+def pump_events(run_seconds: float | None = None, hand_over: bool = False) -> int:
+    """Run a pump inside this task for `run_seconds` (kept for tasks queued before pumps became
+    threads, and for running one by hand). Returns events handled."""
+    import time
 
+    deadline = time.monotonic() + (settings.EVENT_PUMP_RUN_SECONDS if run_seconds is None else run_seconds)
+    pump = Pump(tag="task")
+    handled = 0
+    try:
+        while time.monotonic() < deadline:
+            done = pump.run_once()
+            handled += done
+            if not done:
+                time.sleep(0.2)
+    finally:
+        from integrations.processing import claims
 
-def _renew_lease(owner: str) -> bool:
-    now = timezone.now()
-    return bool(
-        WorkerHeartbeat.objects.filter(name=PUMP)
-        .filter(Q(owner=owner) | Q(owner="") | Q(beat_at__lt=now - LEASE))
-        .update(owner=owner, beat_at=now)
-    )
+        claims.release(pump.name)
+        pump.beat()
+    return handled

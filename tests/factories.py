@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from incidents.models import Incident, IncidentUpdate
 from integrations.models import Attempt, Delivery, Event, Job, Shop
@@ -68,6 +71,14 @@ class EventFactory(factory.django.DjangoModelFactory):
     webhook_id = factory.Sequence(lambda n: f"wh-{n:08d}-0000-4000-8000-000000000000")
     topic = "orders/create"
     status = Event.Status.QUEUED
+    # What the check constraints require of each status.
+    processed_count = factory.LazyAttribute(lambda e: 1 if e.status == Event.Status.PROCESSED else 0)
+    processed_at = factory.LazyAttribute(lambda e: timezone.now() if e.status == Event.Status.PROCESSED else None)
+    claimed_by = factory.LazyAttribute(lambda e: "test-host:1:pump1" if e.status == Event.Status.CLAIMED else "")
+    claimed_at = factory.LazyAttribute(lambda e: timezone.now() if e.status == Event.Status.CLAIMED else None)
+    next_attempt_at = factory.LazyAttribute(
+        lambda e: timezone.now() + timedelta(minutes=1) if e.status == Event.Status.RETRY_WAIT else None
+    )
 
 
 class DeliveryFactory(factory.django.DjangoModelFactory):
@@ -98,6 +109,12 @@ class JobFactory(factory.django.DjangoModelFactory):
     event = factory.SubFactory(EventFactory)
     name = factory.Sequence(lambda n: f"job_{n}")
     status = Job.Status.SUCCEEDED
+    finished_at = factory.LazyAttribute(
+        lambda j: timezone.now() if j.status in (Job.Status.SUCCEEDED, Job.Status.FAILED) else None
+    )
+    next_attempt_at = factory.LazyAttribute(
+        lambda j: timezone.now() + timedelta(minutes=1) if j.status == Job.Status.RETRY_WAIT else None
+    )
 
 
 class AttemptFactory(factory.django.DjangoModelFactory):

@@ -117,14 +117,14 @@ def test_get_access(client, users_by_role, url_for, name, audience):
 @pytest.mark.parametrize(("name", "audience"), [(name, who) for name in sorted(ACTIONS) for who in ACTIONS[name]])
 def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name, audience):
     from console.models import AuditEntry
-    from integrations.models import Event, Shop, TriageNote
+    from integrations.models import Event, EventHistory, Shop
 
     client.force_login(users_by_role[audience])
     before = (
         list(Shop.objects.values()),
         AuditEntry.objects.count(),
         list(Event.objects.values()),
-        TriageNote.objects.count(),
+        EventHistory.objects.count(),
         list(SavedView.objects.values()),
     )
     response = client.post(
@@ -142,7 +142,7 @@ def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name,
         list(Shop.objects.values()),
         AuditEntry.objects.count(),
         list(Event.objects.values()),
-        TriageNote.objects.count(),
+        EventHistory.objects.count(),
         list(SavedView.objects.values()),
     ) == before
 

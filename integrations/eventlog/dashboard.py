@@ -5,18 +5,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from integrations.eventlog.filters import REJECTED
 from integrations.models import Delivery, Event, PrivacyRequest, WorkerHeartbeat
-from integrations.tasks import PUMP
 
 WORKER_ALIVE_WITHIN = timedelta(seconds=90)
 CHART_HOURS = 24
 # Bottom to top in each bar; "rejected" are Deliveries that never became an Event.
-CHART_STATUSES = ["processed", "ignored", "queued", "processing", "failed", REJECTED]
+CHART_STATUSES = ["processed", "ignored", "queued", "claimed", "retry_wait", "failed", REJECTED]
 _BAR_PITCH, _BAR_WIDTH, _CHART_HEIGHT = 40, 32, 100
 
 
@@ -41,10 +40,10 @@ class ChartBar:
         return f"{self.hour:%H:00}: {parts}"
 
 
-# Events not yet processed. An OR, not status__in: PostgreSQL combines the two partial indexes
+# Events not yet finished. An OR, not status__in: PostgreSQL combines the partial indexes
 # (queued; not queued) for an OR, while `status = ANY(...)` is implied by neither and would scan
 # the whole log.
-IN_FLIGHT = Q(status=Event.Status.QUEUED) | Q(status=Event.Status.PROCESSING)
+IN_FLIGHT = Q(status=Event.Status.QUEUED) | Q(status=Event.Status.CLAIMED) | Q(status=Event.Status.RETRY_WAIT)
 
 
 def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
@@ -77,7 +76,8 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
 
     backlog = Event.objects.filter(IN_FLIGHT).aggregate(
         queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
-        processing=Count("id", filter=Q(status=Event.Status.PROCESSING)),
+        claimed=Count("id", filter=Q(status=Event.Status.CLAIMED)),
+        retry_wait=Count("id", filter=Q(status=Event.Status.RETRY_WAIT)),
         oldest_at=Min("received_at"),
     )
     oldest = None
@@ -88,18 +88,23 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
             .order_by("id")
             .first()
         )
-    heartbeat = WorkerHeartbeat.objects.filter(name=PUMP).first()
+    beats = WorkerHeartbeat.objects.aggregate(
+        latest=Max("beat_at"), alive=Count("id", filter=Q(beat_at__gte=now - WORKER_ALIVE_WITHIN))
+    )
+    latest_beat = beats["latest"]
     failed_today = Event.objects.filter(received_at__gte=day_ago, status=Event.Status.FAILED)
     return {
         "chart": _chart(counts, since),
         "totals": {s: sum(n for (_, status), n in counts.items() if status == s) for s in CHART_STATUSES},
         "queued": backlog["queued"],
-        "processing": backlog["processing"],
+        "claimed": backlog["claimed"],
+        "retry_wait": backlog["retry_wait"],
         "oldest_unprocessed": oldest,
         "oldest_age": (now - oldest.received_at) if oldest else None,
         "worker": {
-            "beat_at": heartbeat.beat_at if heartbeat else None,
-            "alive": heartbeat is not None and heartbeat.beat_at >= now - WORKER_ALIVE_WITHIN,
+            "beat_at": latest_beat,
+            "alive": latest_beat is not None and latest_beat >= now - WORKER_ALIVE_WITHIN,
+            "pumps": beats["alive"],
         },
         "failing_topics": list(failed_today.values_list("topic").annotate(n=Count("id")).order_by("-n", "topic")[:5]),
         "failing_shops": list(

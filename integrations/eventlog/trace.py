@@ -116,7 +116,7 @@ def _current_failure(event: Event, jobs: list[Job], failing_job: Job | None) -> 
     if failing_job is None:
         reason = event.status_reason.lower()
         # The worker's status_reason says when the stored body is missing or not a JSON object
-        # (processing.load_payload); a handler's own failure starts with "handler".
+        # (processing.runner.parse_payload); a handler's own failure starts with "handler".
         payload_problem = "json" in reason or "parse" in reason or "no stored body" in reason
         if not jobs and payload_problem and not reason.startswith("handler"):
             return {"stage": "parse", "error": event.status_reason, "retryable": False}
@@ -171,7 +171,8 @@ def plain_words(trace: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         done = {
             "queued": "Not yet: waiting in the queue.",
-            "processing": "Not yet: being processed now.",
+            "claimed": "Not yet: a worker is processing it right now.",
+            "retry_wait": "Not yet: a job failed and is waiting for its retry.",
             "failed": "No: processing failed.",
             "ignored": "No: deliberately ignored.",
             "rejected": "No: never accepted, so never processed.",

@@ -1,8 +1,9 @@
 """Triage of events by support: assign, tag, acknowledge, resolve, ignore, reopen.
 
 Each service makes a conditional update (it only applies if the event is still as the caller saw
-it), and when it applies writes a TriageNote and an audit entry in the same transaction. It
+it), and when it applies writes an EventHistory row and an audit entry in the same transaction. It
 returns False when someone else got there first, so the caller can say so instead of overwriting.
+The triage states and their transitions are declared beside the model (`Event.TRIAGE`).
 """
 
 from django.contrib.auth import get_user_model
@@ -12,17 +13,19 @@ from django.http import HttpRequest
 
 from console.audit import record_action
 from console.roles import ADMIN, SUPPORT
-from integrations.models import Event, TriageNote
+from integrations.models import Event, EventHistory
 
 Triage = Event.Triage
 
-# action -> (states it may start from, state it leads to)
+# action -> (states it may start from, state it leads to); every pair is declared in Event.TRIAGE.
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "acknowledge": ((Triage.OPEN,), Triage.ACKNOWLEDGED),
     "resolve": ((Triage.OPEN, Triage.ACKNOWLEDGED), Triage.RESOLVED),
     "ignore": ((Triage.OPEN, Triage.ACKNOWLEDGED), Triage.IGNORED),
     "reopen": ((Triage.ACKNOWLEDGED, Triage.RESOLVED, Triage.IGNORED), Triage.OPEN),
 }
+for _sources, _target in TRANSITIONS.values():
+    Event.TRIAGE.check(_sources, _target)
 PAST_TENSE = {"acknowledge": "acknowledged", "resolve": "resolved", "ignore": "ignored", "reopen": "reopened"}
 MAX_TAGS_LENGTH = Event._meta.get_field("tags").max_length
 
@@ -37,20 +40,31 @@ def assignable_users() -> QuerySet:
     )
 
 
-def change_triage_state(*, event: Event, action: str, by, note: str = "", request: HttpRequest | None = None) -> bool:
+def change_triage_state(
+    *,
+    event: Event,
+    action: str,
+    by,
+    note: str = "",
+    request: HttpRequest | None = None,
+    expected: str | None = None,
+    rule: str = "",
+) -> bool:
     """Move the event's triage state along TRANSITIONS[action] (e.g. open -> acknowledged).
 
-    False, and nothing written, if the event is no longer in a state the action starts from.
+    With `expected`, only from that state (a rule that read it earlier must not overwrite a change
+    a person made since). False, and nothing written, if the event is no longer in a state the
+    action starts from. `by` is None when a rule acts; `rule` then names it.
     """
     from_states, to_state = TRANSITIONS[action]
     with transaction.atomic():
-        before = Event.objects.filter(pk=event.pk).values_list("triage_state", flat=True).first()
+        before = expected or Event.objects.filter(pk=event.pk).values_list("triage_state", flat=True).first()
         if before not in from_states:
             return False
         # Conditional on the state just read: of two concurrent actions, only one applies.
-        changed = Event.objects.filter(pk=event.pk, triage_state=before).update(triage_state=to_state)
+        changed = Event.TRIAGE.move(Event.objects.filter(pk=event.pk), source=before, target=to_state)
         if changed:
-            _record(event, action, by, note, {"triage_state": before}, {"triage_state": to_state}, request)
+            _record(event, action, by, note, {"triage_state": before}, {"triage_state": to_state}, request, rule=rule)
     if changed:
         event.triage_state = to_state
     return bool(changed)
@@ -127,8 +141,19 @@ def normalise_tags(tags: list[str]) -> str:
     return ",".join(seen)
 
 
-def _record(event: Event, action: str, by, note: str, before: dict, after: dict, request) -> None:
-    TriageNote.objects.create(event=event, author=by, action=action, note=note)
-    record_action(
-        actor=by, verb=f"event.{action}", target=event, before=before, after=after, reason=note, request=request
+def _record(event: Event, action: str, by, note: str, before: dict, after: dict, request, rule: str = "") -> None:
+    EventHistory.objects.create(
+        event=event,
+        author=by,
+        rule=rule,
+        action=rule or action,
+        before=_plain(before),
+        after=_plain(after),
+        note=note,
     )
+    verb = f"event.{rule or action}"
+    record_action(actor=by, verb=verb, target=event, before=before, after=after, reason=note, request=request)
+
+
+def _plain(values: dict) -> str:
+    return ", ".join(f"{value}" for value in values.values() if value is not None)[:255]

@@ -204,7 +204,7 @@ def _after_triage(
 
 def _triage_context(request: HttpRequest, event: Event) -> dict:
     context = {
-        "notes": event.triage_notes.select_related("author"),
+        "notes": event.history.select_related("author"),
         "tags": [tag for tag in event.tags.split(",") if tag],
     }
     if request.user.has_perm(TRIAGE):

@@ -1,24 +1,37 @@
 """App lifecycle jobs: what an app/uninstalled webhook changes."""
 
-from console.audit import record_action
-from integrations.jobs.registry import Replay, job
-from integrations.models import Event, Shop
+from integrations.jobs.registry import Decision, conditional, job
+from integrations.models import Event, Job, Shop
+from integrations.shops.services import mark_shop_uninstalled
 
 
-@job("mark_uninstalled", replay=Replay.ALWAYS, reason="Marking a shop uninstalled twice changes nothing.")
+def event_time(event: Event):
+    """When Shopify says the event happened (its trigger time), else when we received it."""
+    return event.triggered_at or event.received_at
+
+
+def _not_reinstalled_since(event: Event, job: Job | None) -> Decision:
+    shop = Shop.objects.only("state", "state_changed_at").get(pk=event.shop_id)
+    changed = shop.state_changed_at
+    if shop.state == Shop.State.INSTALLED and changed is not None and changed > event_time(event):
+        return Decision(
+            False,
+            f"the shop was reinstalled at {changed.isoformat()}, after this uninstall: replaying would uninstall it again",
+        )
+    return Decision(True, "the shop has not been reinstalled since this event")
+
+
+@job(
+    "mark_uninstalled",
+    decision=conditional(
+        "Safe until the shop is reinstalled: after a reinstall, replaying an old uninstall would stop the "
+        "shop's work again.",
+        _not_reinstalled_since,
+    ),
+)
 def mark_uninstalled(event: Event, payload: dict) -> str:
     """The app was uninstalled: stop outbound work for the shop (its token is revoked)."""
-    changed = (
-        Shop.objects.filter(pk=event.shop_id).exclude(state=Shop.State.UNINSTALLED).update(state=Shop.State.UNINSTALLED)
+    changed = mark_shop_uninstalled(
+        shop_id=event.shop_id, at=event_time(event), reason=f"app/uninstalled webhook {event.webhook_id}"
     )
-    if changed:
-        record_action(
-            actor=None,
-            verb="shop.uninstalled",
-            target=event.shop,
-            before={"state": Shop.State.INSTALLED},
-            after={"state": Shop.State.UNINSTALLED},
-            reason=f"app/uninstalled webhook {event.webhook_id}",
-        )
-        return "shop marked uninstalled"
-    return "already uninstalled"
+    return "shop marked uninstalled" if changed else "already uninstalled, or reinstalled after this event: unchanged"

@@ -1,15 +1,20 @@
-"""The job registry: which jobs each topic runs, and each job's declared replay safety.
+"""The job registry: which jobs each topic runs, and each job's replay decision, in code.
 
-`TOPIC_JOBS` names the jobs each topic runs; each job is registered with `@job` and its replay
-safety, declared in code with the reason in plain words. To handle a new topic, add a line to
-TOPIC_JOBS (and a job, if none fits).
+Every job is registered with `@job(name, decision=...)`. The decision is executable:
+`decision(event, job) -> Decision(run, reason)` says whether running the job again for this event
+is safe right now, and why, in words support can read. `always(reason)`, `never(reason)` and
+`conditional(reason, predicate)` build one; a job cannot be registered without. The replay issue
+enforces these decisions; the runbook page will be generated from them.
+
+`TOPIC_JOBS` names the jobs each topic runs. To handle a new topic, add a line (and a job, if none
+fits).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from integrations.models import Event
+from integrations.models import Event, Job
 
 
 class RetryableJobError(Exception):
@@ -23,22 +28,60 @@ class Replay(StrEnum):
 
 
 @dataclass(frozen=True)
+class Decision:
+    run: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReplayDecision:
+    """A job's declared replay safety: its kind, the reason in words, and the predicate."""
+
+    kind: Replay
+    reason: str
+    predicate: Callable[[Event, Job | None], Decision]
+
+    def __call__(self, event: Event, job: Job | None = None) -> Decision:
+        return self.predicate(event, job)
+
+
+def always(reason: str) -> ReplayDecision:
+    return ReplayDecision(Replay.ALWAYS, reason, lambda event, job: Decision(True, reason))
+
+
+def never(reason: str) -> ReplayDecision:
+    return ReplayDecision(Replay.NEVER, reason, lambda event, job: Decision(False, reason))
+
+
+def conditional(reason: str, predicate: Callable[[Event, Job | None], Decision]) -> ReplayDecision:
+    return ReplayDecision(Replay.CONDITIONAL, reason, predicate)
+
+
+@dataclass(frozen=True)
 class JobType:
     name: str
     run: Callable[[Event, dict], str]
-    replay: Replay
-    replay_reason: str
+    decision: ReplayDecision
     description: str
+
+    @property
+    def replay(self) -> Replay:
+        return self.decision.kind
+
+    @property
+    def replay_reason(self) -> str:
+        return self.decision.reason
 
 
 JOB_TYPES: dict[str, JobType] = {}
 
 
-def job(name: str, *, replay: Replay, reason: str) -> Callable:
+def job(name: str, *, decision: ReplayDecision) -> Callable:
+    if not isinstance(decision, ReplayDecision):
+        raise TypeError(f"job {name!r} needs a replay decision: always(...), never(...) or conditional(...)")
+
     def register(func: Callable[[Event, dict], str]) -> Callable[[Event, dict], str]:
-        JOB_TYPES[name] = JobType(
-            name=name, run=func, replay=replay, replay_reason=reason, description=(func.__doc__ or "").strip()
-        )
+        JOB_TYPES[name] = JobType(name=name, run=func, decision=decision, description=(func.__doc__ or "").strip())
         return func
 
     return register
@@ -59,7 +102,6 @@ TOPIC_JOBS: dict[str, tuple[str, ...]] = {
     "customers/redact": ("redact_customer",),
     "shop/redact": ("redact_shop",),
 }
-
 
 # Importing the job modules registers their jobs.
 from integrations.jobs import lifecycle, privacy, sync  # noqa: E402, F401

@@ -17,9 +17,10 @@ from integrations.models.platform import (
     PlatformProduct,
     PlatformVariant,
 )
-from integrations.models.privacy import PrivacyRequest
+from integrations.models.privacy import PrivacyProof, PrivacyRequest
 from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
-from integrations.models.triage import SavedView, TriageNote
+from integrations.models.states import InvalidTransition, StateMachine
+from integrations.models.triage import EventHistory, SavedView
 from integrations.models.work import Attempt, Job, WorkerHeartbeat
 
 __all__ = [
@@ -27,17 +28,20 @@ __all__ = [
     "Attempt",
     "Delivery",
     "Event",
+    "EventHistory",
     "FulfillmentNotification",
+    "InvalidTransition",
     "Job",
     "PlatformCustomer",
     "PlatformInventoryLevel",
     "PlatformOrder",
     "PlatformProduct",
     "PlatformVariant",
+    "PrivacyProof",
     "PrivacyRequest",
     "SavedView",
     "Shop",
-    "TriageNote",
+    "StateMachine",
     "WorkerHeartbeat",
     "api_version_validator",
     "shop_domain_validator",

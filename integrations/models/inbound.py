@@ -4,19 +4,23 @@ from django.db import models
 from django.utils import timezone
 
 from integrations.models.shops import Shop
+from integrations.models.states import StateMachine
 
 
 class Event(models.Model):
     """One Shopify webhook event for one shop, however many times Shopify delivered it.
 
     Unique per (shop, X-Shopify-Webhook-Id) by a database constraint, so concurrent duplicate
-    deliveries still make one Event; each delivery raises `delivery_count`. The worker claims
-    queued events, runs the topic's handler (which creates Jobs) and settles the status.
+    deliveries still make one Event; each delivery raises `delivery_count`. A pump claims queued
+    events (status claimed, with its name in `claimed_by`), runs the topic's jobs and settles the
+    status in one transaction per event; an event whose jobs wait for a retry is `retry_wait` until
+    `next_attempt_at`. Every status change goes through `Event.STATES` (below the class).
     """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
-        PROCESSING = "processing", "Processing"
+        CLAIMED = "claimed", "Being processed"  # a pump holds it right now
+        RETRY_WAIT = "retry_wait", "Waiting to retry"  # a job failed and retries at next_attempt_at
         PROCESSED = "processed", "Processed"
         FAILED = "failed", "Failed"
         IGNORED = "ignored", "Ignored"
@@ -41,6 +45,8 @@ class Event(models.Model):
     status_reason = models.TextField(blank=True)
     processed_count = models.PositiveIntegerField(default=0, help_text="Times processing ran to success.")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True, help_text="The pump holding the claim.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a waiting retry is due.")
     processed_at = models.DateTimeField(null=True, blank=True)
     # Filled by the worker from the payload, so the receiver never parses JSON.
     resource_gid = models.CharField(max_length=255, blank=True)
@@ -61,12 +67,36 @@ class Event(models.Model):
         permissions = [("triage_event", "Can assign, tag, acknowledge, resolve or ignore failed events")]
         constraints = [
             models.UniqueConstraint(fields=["shop", "webhook_id"], name="int_event_unique_webhook"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "claimed", "retry_wait", "processed", "failed", "ignored"]),
+                name="int_event_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="claimed") | (models.Q(claimed_at__isnull=False) & ~models.Q(claimed_by="")),
+                name="int_event_claim_has_owner",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="retry_wait") | models.Q(next_attempt_at__isnull=False),
+                name="int_event_retry_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="processed") | models.Q(processed_at__isnull=False, processed_count__gte=1),
+                name="int_event_processed_has_time",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(triage_state__in=["open", "acknowledged", "resolved", "ignored"]),
+                name="int_event_triage_valid",
+            ),
         ]
         indexes = [
             # The worker's claim query: oldest queued first.
             models.Index(fields=["id"], name="int_event_queued_idx", condition=models.Q(status="queued")),
-            # Leases that expired (a worker died mid-batch).
-            models.Index(fields=["claimed_at"], name="int_event_claimed_idx", condition=models.Q(status="processing")),
+            # Claims of a pump that died (recovery).
+            models.Index(fields=["claimed_at"], name="int_event_claimed_idx", condition=models.Q(status="claimed")),
+            # Retries that are due: the pump's second claim query.
+            models.Index(
+                fields=["next_attempt_at"], name="int_event_retry_idx", condition=models.Q(status="retry_wait")
+            ),
             # Event log filters, newest first (keyset on id).
             models.Index(fields=["shop", "-id"], name="int_event_shop_idx"),
             models.Index(fields=["topic", "-id"], name="int_event_topic_idx"),
@@ -93,6 +123,35 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.webhook_id}"
+
+
+Status = Event.Status
+# Who moves an event where: pumps claim and settle it; recovery gives back a dead pump's claims
+# (or fails a job that keeps killing its pump); people may give up on or ignore an event by hand;
+# a replay claims a finished event again (the replay issue's command enforces each job's decision).
+Event.STATES = StateMachine(
+    "status",
+    {
+        Status.QUEUED: {Status.CLAIMED, Status.FAILED, Status.IGNORED},
+        Status.CLAIMED: {Status.PROCESSED, Status.FAILED, Status.IGNORED, Status.RETRY_WAIT, Status.QUEUED},
+        Status.RETRY_WAIT: {Status.CLAIMED, Status.FAILED, Status.IGNORED},
+        Status.FAILED: {Status.IGNORED, Status.CLAIMED},
+        Status.PROCESSED: {Status.CLAIMED},
+        Status.IGNORED: {Status.CLAIMED},
+    },
+)
+Triage = Event.Triage
+Event.TRIAGE = StateMachine(
+    "triage_state",
+    {
+        Triage.OPEN: {Triage.ACKNOWLEDGED, Triage.RESOLVED, Triage.IGNORED},
+        Triage.ACKNOWLEDGED: {Triage.OPEN, Triage.RESOLVED, Triage.IGNORED},
+        Triage.RESOLVED: {Triage.OPEN},
+        Triage.IGNORED: {Triage.OPEN},
+    },
+)
+# Statuses an event has not finished in.
+Event.IN_FLIGHT_STATUSES = (Status.QUEUED, Status.CLAIMED, Status.RETRY_WAIT)
 
 
 def webhook_id_match(webhook_id: str) -> models.Q:
@@ -139,6 +198,14 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        constraints = [
+            # A stored (accepted or duplicate) delivery always has its event; a refused one never does.
+            models.CheckConstraint(
+                condition=(models.Q(outcome__in=["accepted", "duplicate"]) & models.Q(event__isnull=False))
+                | (models.Q(outcome__in=["rejected", "too_large"]) & models.Q(event__isnull=True)),
+                name="int_delivery_event_iff_stored",
+            ),
+        ]
         indexes = [
             models.Index(fields=["event", "id"], name="int_delivery_event_idx"),
             # Rejected requests by webhook id; accepted ones are found through their Event.

@@ -31,7 +31,7 @@ class PlatformCustomer(PlatformRecord):
     redacted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="integrations_customer_unique")]
+        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="int_customer_unique")]
 
     def __str__(self) -> str:
         return self.gid
@@ -54,7 +54,7 @@ class PlatformOrder(PlatformRecord):
     redacted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="integrations_order_unique")]
+        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="int_order_unique")]
 
     def __str__(self) -> str:
         return self.name or self.gid
@@ -70,7 +70,7 @@ class PlatformProduct(PlatformRecord):
     tags = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="integrations_product_unique")]
+        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="int_product_unique")]
 
     def __str__(self) -> str:
         return self.title or self.gid
@@ -86,7 +86,7 @@ class PlatformVariant(PlatformRecord):
     inventory_item_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="integrations_variant_unique")]
+        constraints = [models.UniqueConstraint(fields=["shop", "shopify_id"], name="int_variant_unique")]
 
     def __str__(self) -> str:
         return self.sku or self.gid
@@ -99,9 +99,7 @@ class PlatformInventoryLevel(PlatformRecord):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["shop", "inventory_item_id", "location_id"], name="integrations_level_unique"
-            )
+            models.UniqueConstraint(fields=["shop", "inventory_item_id", "location_id"], name="int_level_unique")
         ]
 
     def __str__(self) -> str:
@@ -119,9 +117,7 @@ class FulfillmentNotification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["shop", "order_shopify_id"], name="integrations_fulfillment_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["shop", "order_shopify_id"], name="int_fulfillment_once")]
 
     def __str__(self) -> str:
         return f"fulfill {self.order_name or self.order_shopify_id}"

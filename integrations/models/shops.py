@@ -41,12 +41,20 @@ class Shop(models.Model):
     previous_secret_retire_at = models.DateTimeField(null=True, blank=True)
     access_token = models.CharField(max_length=255, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.INSTALLED)
+    # When the app was last uninstalled or reinstalled (Shopify's time for the event that did it), so
+    # an uninstall that arrives late, or is replayed, after a reinstall changes nothing.
+    state_changed_at = models.DateTimeField(null=True, blank=True)
     queue_paused = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["domain"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=["installed", "uninstalled"]), name="int_shop_state_valid"
+            )
+        ]
         permissions = [("manage_shop_secrets", "Can set and rotate a shop's secrets and tokens")]
 
     def __str__(self) -> str:

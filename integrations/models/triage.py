@@ -1,16 +1,21 @@
-"""What support does with events: triage history and saved event-log filters."""
+"""What support does with events: the history of changes people and rules made, and saved event-log filters."""
 
 from django.db import models
 
 from integrations.models.inbound import Event
 
 
-class TriageNote(models.Model):
-    """A triage action on an event (assign, tag, acknowledge, resolve, ignore, reopen) with its note."""
+class EventHistory(models.Model):
+    """A change to an event that a person or a rule made: triage (assign, tag, acknowledge, resolve,
+    ignore, reopen), auto-resolve, a status set by hand. Machine processing keeps its record in
+    Attempts instead. `author` is empty when a rule acted; `rule` then names it."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="triage_notes")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="history")
     author = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, related_name="+")
+    rule = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=32)
+    before = models.CharField(max_length=255, blank=True)
+    after = models.CharField(max_length=255, blank=True)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -18,7 +23,7 @@ class TriageNote(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.action} on {self.event_id}"
+        return f"{self.action} on event {self.event_id}"
 
 
 class SavedView(models.Model):
@@ -31,7 +36,7 @@ class SavedView(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["user", "name"], name="integrations_savedview_unique_name")]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="int_savedview_unique_name")]
 
     def __str__(self) -> str:
         return self.name

@@ -109,3 +109,35 @@ def _save_audited(shop: Shop, before: dict, *, by, verb: str, reason: str, reque
     old, new = changed_fields(before, _snapshot(shop))
     if new or not only_if_changed:
         record_action(actor=by, verb=verb, target=shop, before=old, after=new, reason=reason, request=request)
+
+
+def mark_shop_uninstalled(*, shop_id: int, at, reason: str, by=None) -> bool:
+    """installed -> uninstalled, as of `at` (when Shopify says the app was uninstalled).
+
+    Conditional: only if the shop is installed and its last install-state change is older than
+    `at`, so an uninstall that arrives late (or is replayed) after a reinstall changes nothing.
+    Audited. False when nothing changed.
+    """
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop_id)
+        if shop.state != Shop.State.INSTALLED or (shop.state_changed_at is not None and shop.state_changed_at >= at):
+            return False
+        before = _snapshot(shop)
+        shop.state, shop.state_changed_at = Shop.State.UNINSTALLED, at
+        _save_audited(shop, before, by=by, verb="shop.uninstalled", reason=reason, request=None)
+    return True
+
+
+def mark_shop_reinstalled(*, shop: Shop, by, reason: str, at=None, request=None) -> bool:
+    """uninstalled -> installed (the merchant installed the app again). Needs a reason; audited."""
+    if not reason.strip():
+        raise ValueError("Say why the shop is marked reinstalled (kept in the audit trail).")
+    at = at or timezone.now()
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        if shop.state != Shop.State.UNINSTALLED:
+            return False
+        before = _snapshot(shop)
+        shop.state, shop.state_changed_at = Shop.State.INSTALLED, at
+        _save_audited(shop, before, by=by, verb="shop.reinstalled", reason=reason, request=request)
+    return True

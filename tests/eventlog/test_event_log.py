@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from console.models import AuditEntry
 from integrations.eventlog import dashboard, export, selectors
-from integrations.models import Attempt, Delivery, Event, Job, SavedView, TriageNote
+from integrations.models import Attempt, Delivery, Event, EventHistory, Job, SavedView
 from tests.factories import AttemptFactory, DeliveryFactory, EventFactory, JobFactory, ShopFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -423,7 +423,7 @@ def test_acknowledge_then_resolve_writes_notes_and_audit(support, support_user):
     support.post(reverse("events:resolve", args=[event.pk]), {"note": "fixed upstream"})
     event.refresh_from_db()
     assert event.triage_state == Event.Triage.RESOLVED
-    notes = list(TriageNote.objects.filter(event=event).values_list("action", "note", "author"))
+    notes = list(EventHistory.objects.filter(event=event).values_list("action", "note", "author"))
     assert notes == [("acknowledge", "looking", support_user.pk), ("resolve", "fixed upstream", support_user.pk)]
     audit = AuditEntry.objects.for_object(event).order_by("id")
     assert [(a.verb, a.before, a.after, a.reason) for a in audit] == [
@@ -438,7 +438,7 @@ def test_transition_not_allowed_from_current_state_changes_nothing(support):
     assert "Nothing changed" in response.content.decode()
     event.refresh_from_db()
     assert event.triage_state == Event.Triage.RESOLVED
-    assert not TriageNote.objects.exists() and not AuditEntry.objects.filter(verb__startswith="event.").exists()
+    assert not EventHistory.objects.exists() and not AuditEntry.objects.filter(verb__startswith="event.").exists()
     support.post(reverse("events:reopen", args=[event.pk]))
     event.refresh_from_db()
     assert event.triage_state == Event.Triage.OPEN
@@ -468,7 +468,7 @@ def test_assign_only_to_support_or_admin_and_tags_are_normalised(support, suppor
     support.post(reverse("events:tag", args=[event.pk]), {"tags": " Fulfillment, vip,fulfillment ,, "})
     event.refresh_from_db()
     assert event.tags == "fulfillment,vip"
-    assert list(TriageNote.objects.filter(event=event).values_list("action", flat=True)) == ["assign", "tag"]
+    assert list(EventHistory.objects.filter(event=event).values_list("action", flat=True)) == ["assign", "tag"]
     assert AuditEntry.objects.get(verb="event.assign").after == {"assignee": admin_user.username}
 
 
@@ -485,7 +485,7 @@ def test_triage_needs_the_permission_post_and_csrf(client, service_user, support
     assert csrf_client.post(url).status_code == 403
     event.refresh_from_db()
     assert event.triage_state == Event.Triage.OPEN
-    assert not TriageNote.objects.exists()
+    assert not EventHistory.objects.exists()
 
 
 def test_customer_service_cannot_see_the_event_log(client, service_user):
@@ -564,7 +564,7 @@ def test_detail_query_count_does_not_grow_with_deliveries_jobs_and_attempts(
             for n in range(1, attempts + 1):
                 AttemptFactory(job=job, number=n, outcome=Attempt.Outcome.FAILED, traceback="tb")
         EventFactory(shop=event.shop, resource_gid=event.resource_gid)
-        TriageNote.objects.create(event=event, author=support_user, action="acknowledge")
+        EventHistory.objects.create(event=event, author=support_user, action="acknowledge")
         return event
 
     small, large = build(1, 1, 1), build(8, 5, 4)
@@ -604,8 +604,10 @@ def test_dashboard_stats_backlog_worker_failures_rejections_and_privacy():
     now = timezone.now()
     EventFactory(status=Event.Status.PROCESSED, received_at=now - timedelta(hours=2))
     oldest = EventFactory(status=Event.Status.QUEUED, received_at=now - timedelta(minutes=30))
-    EventFactory(status=Event.Status.PROCESSING, received_at=now - timedelta(minutes=5))
-    WorkerHeartbeat.objects.create(name="event-pump", beat_at=now - timedelta(seconds=30))
+    EventFactory(status=Event.Status.CLAIMED, received_at=now - timedelta(minutes=5))
+    EventFactory(status=Event.Status.RETRY_WAIT, received_at=now - timedelta(minutes=6))
+    WorkerHeartbeat.objects.create(name="host-a:10:pump1", beat_at=now - timedelta(seconds=30))
+    WorkerHeartbeat.objects.create(name="host-b:11:pump1", beat_at=now - timedelta(minutes=10))
     shop_a, shop_b = ShopFactory(domain="a.myshopify.com"), ShopFactory(domain="b.myshopify.com")
     for topic, shop, n in [("orders/paid", shop_a, 3), ("orders/create", shop_b, 1), ("products/update", shop_b, 2)]:
         for _ in range(n):
@@ -631,19 +633,21 @@ def test_dashboard_stats_backlog_worker_failures_rejections_and_privacy():
         kind=PrivacyRequest.Kind.SHOP_REDACT,
         due_at=now - timedelta(days=1),
         state=PrivacyRequest.State.COMPLETED,
+        completed_at=now - timedelta(days=2),
     )
 
     stats = dashboard.dashboard_stats(now)
     assert stats["oldest_unprocessed"] == oldest
     assert timedelta(minutes=29) < stats["oldest_age"] < timedelta(minutes=31)
-    assert (stats["queued"], stats["processing"]) == (4, 1)  # the 3 privacy events are queued too
-    assert stats["worker"]["alive"] is True
+    # The 3 privacy events are queued too.
+    assert (stats["queued"], stats["claimed"], stats["retry_wait"]) == (4, 1, 1)
+    assert stats["worker"]["alive"] is True and stats["worker"]["pumps"] == 1
     assert stats["failing_topics"] == [("orders/paid", 3), ("products/update", 2), ("orders/create", 1)]
     assert stats["failing_shops"] == [("a.myshopify.com", 3), ("b.myshopify.com", 3)]
     assert stats["rejected_last_hour"] == 1
     assert stats["overdue_privacy"] == [overdue]
 
-    WorkerHeartbeat.objects.filter(name="event-pump").update(beat_at=now - timedelta(seconds=91))
+    WorkerHeartbeat.objects.filter(name="host-a:10:pump1").update(beat_at=now - timedelta(seconds=91))
     assert dashboard.dashboard_stats(now)["worker"]["alive"] is False
 
 

@@ -107,7 +107,7 @@ def test_handler_failure_without_jobs_fails_at_handler():
 
 
 def test_job_waiting_to_retry_is_still_failing_and_retryable():
-    event = EventFactory(status=Event.Status.PROCESSING)
+    event = EventFactory(status=Event.Status.RETRY_WAIT)
     JobFactory(event=event, name="sync_order", status=Job.Status.RETRY_WAIT, attempt_count=1, last_error="429")
     trace = trace_event(event)
     assert trace["failure"] == {"stage": "job:sync_order", "error": "429", "retryable": True}

@@ -9,7 +9,7 @@ import requests
 from django.db import connection
 
 from integrations.models import Delivery, Event, FulfillmentNotification, PlatformOrder
-from integrations.processing.engine import process_pending
+from integrations.processing.pump import process_pending
 from tests.inbound.conftest import DOMAIN, order_payload, shopify_headers, sign
 from tests.processes import wait_for
 

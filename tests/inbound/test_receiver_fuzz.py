@@ -61,7 +61,7 @@ def test_never_a_500_and_always_recorded(client, shop, body, sent, sign_it, meth
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(min_size=1, max_size=3000))
 def test_signed_garbage_is_stored_and_fails_processing_without_crashing(client, shop, body):
-    from integrations.processing.engine import process_event
+    from integrations.processing.pump import process_event
 
     webhook_id = f"fuzz-{Delivery.objects.count()}"
     response = client.post(

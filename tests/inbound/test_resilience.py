@@ -116,17 +116,20 @@ def test_killing_the_worker_mid_batch_loses_and_duplicates_nothing(simulator, co
         simulator.control("POST", f"/shops/{DOMAIN}/orders/{order_id}/pay")
     wait_for(lambda: Event.objects.count() == orders, timeout=60, message="all webhooks stored")
 
-    env = child_env(EVENT_CLAIM_LEASE_SECONDS="2", Q_WORKERS="1")
+    # Small batches, so the kill lands while the pump holds claims it has not committed.
+    env = child_env(EVENT_CLAIM_LEASE_SECONDS="2", Q_WORKERS="1", EVENT_BATCH_SIZE="3")
     with running(["qcluster"], env=env) as worker:
         wait_for(
             lambda: Event.objects.filter(status=Event.Status.PROCESSED).exists(),
             timeout=60,
+            interval=0.01,
             message="processing to start",
         )
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     processed_at_kill = Event.objects.filter(status=Event.Status.PROCESSED).count()
-    assert 0 < processed_at_kill < orders, "the kill should land in the middle of the batch"
+    claimed_at_kill = Event.objects.filter(status=Event.Status.CLAIMED).count()
+    assert 0 < processed_at_kill < orders, "the kill should land in the middle of the backlog"
 
     with running(["qcluster"], env=env):
         wait_for(
@@ -137,5 +140,9 @@ def test_killing_the_worker_mid_batch_loses_and_duplicates_nothing(simulator, co
     assert PlatformOrder.objects.count() == orders
     assert FulfillmentNotification.objects.count() == orders
     assert set(Event.objects.values_list("processed_count", flat=True)) == {1}
-    assert not Attempt.objects.filter(outcome=Attempt.Outcome.RUNNING).exists()
+    assert not Event.objects.filter(status=Event.Status.CLAIMED).exists()
+    # The dead pump's uncommitted batch shows as "worker lost" attempts, then ran again.
+    lost = Attempt.objects.filter(error_class="WorkerLost", trigger=Attempt.Trigger.RECOVERY)
+    assert lost.count() >= claimed_at_kill
+    assert all(attempt.job.status == "succeeded" for attempt in lost.select_related("job"))
     print(f"killed after {processed_at_kill}/{orders} events", file=sys.stderr)

@@ -15,6 +15,7 @@ from integrations.models import (
     Attempt,
     Delivery,
     Event,
+    EventHistory,
     Job,
     PlatformCustomer,
     PlatformInventoryLevel,
@@ -23,9 +24,10 @@ from integrations.models import (
     PlatformVariant,
     PrivacyRequest,
     Shop,
-    TriageNote,
+    WorkerHeartbeat,
 )
-from integrations.processing.engine import process_event, process_pending, requeue_expired_claims, run_due_retries
+from integrations.processing.claims import MAX_ATTEMPTS, recover_lost_claims, release
+from integrations.processing.pump import process_event, process_pending
 from tests.factories import ShopFactory
 
 pytestmark = pytest.mark.django_db
@@ -124,18 +126,24 @@ def test_retryable_failure_backs_off_then_succeeds(shop, monkeypatch):
 
     monkeypatch.setitem(handlers.JOB_TYPES, "sync_order", real.__class__(**{**real.__dict__, "run": flaky}))
     event = receive(shop, "orders/create", order())
-    assert process_event(event) == Event.Status.PROCESSING
+    assert process_event(event) == Event.Status.RETRY_WAIT
     job = Job.objects.get(event=event)
+    event.refresh_from_db()
+    assert event.next_attempt_at == job.next_attempt_at and "retries at" in event.status_reason
     assert job.status == Job.Status.RETRY_WAIT and job.retryable is True
     assert timezone.now() + timedelta(seconds=14) < job.next_attempt_at < timezone.now() + timedelta(seconds=31)
     attempt = Attempt.objects.get(job=job)
     assert attempt.error_class.endswith("OperationalError") and attempt.retryable and "Traceback" in attempt.traceback
-    assert run_due_retries() == 0  # not due yet
+    assert process_pending() == 0  # not due yet
     Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
-    assert run_due_retries() == 1
+    Event.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    assert process_pending() == 1
     event.refresh_from_db()
     assert event.status == Event.Status.PROCESSED and event.processed_count == 1
-    assert list(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == ["failed", "succeeded"]
+    assert list(Attempt.objects.filter(job=job).values_list("outcome", "trigger")) == [
+        ("failed", "first"),
+        ("succeeded", "retry"),
+    ]
 
 
 def test_non_retryable_failure_stops_and_says_why(shop):
@@ -145,7 +153,7 @@ def test_non_retryable_failure_stops_and_says_why(shop):
     assert job.status == Job.Status.FAILED and job.retryable is False and job.next_attempt_at is None
     event.refresh_from_db()
     assert "sync_order failed (not retryable)" in event.status_reason and "not-a-number" in event.status_reason
-    assert run_due_retries() == 0
+    assert process_pending() == 0
 
 
 def test_a_later_success_for_the_same_record_resolves_the_failure(shop):
@@ -155,18 +163,36 @@ def test_a_later_success_for_the_same_record_resolves_the_failure(shop):
     assert process_event(good) == Event.Status.PROCESSED
     bad.refresh_from_db()
     assert bad.triage_state == Event.Triage.RESOLVED
-    assert TriageNote.objects.get(event=bad).action == "auto-resolved"
+    history = EventHistory.objects.get(event=bad)
+    assert (history.action, history.author, history.rule) == ("auto-resolve", None, "auto-resolve")
+    assert (history.before, history.after) == ("open", "resolved")
+    entry = AuditEntry.objects.for_object(bad).get()
+    assert entry.verb == "event.auto-resolve" and entry.actor_label == "system"
 
 
-def test_expired_claims_go_back_to_the_queue(shop, settings):
+def test_claims_of_a_dead_pump_go_back_to_the_queue_with_a_worker_lost_attempt(shop, settings):
     settings.EVENT_CLAIM_LEASE_SECONDS = 60
     event = receive(shop, "orders/create", order())
+    long_ago = timezone.now() - timedelta(seconds=61)
     Event.objects.filter(pk=event.pk).update(
-        status=Event.Status.PROCESSING, claimed_at=timezone.now() - timedelta(seconds=61)
+        status=Event.Status.CLAIMED, claimed_by="host:1:pump1", claimed_at=long_ago
     )
-    assert requeue_expired_claims() == 1
+    WorkerHeartbeat.objects.create(name="host:1:pump1", beat_at=long_ago)
+    assert recover_lost_claims() == 1
+    lost = Attempt.objects.get(job__event=event)
+    assert (lost.error_class, lost.trigger, lost.worker, lost.retryable) == (
+        "WorkerLost",
+        "recovery",
+        "host:1:pump1",
+        True,
+    )
     assert process_pending() == 1
-    assert Event.objects.get(pk=event.pk).status == Event.Status.PROCESSED
+    event.refresh_from_db()
+    assert event.status == Event.Status.PROCESSED and event.claimed_by == ""
+    assert list(Attempt.objects.filter(job__event=event).values_list("number", "outcome", "trigger")) == [
+        (1, "failed", "recovery"),
+        (2, "succeeded", "retry"),
+    ]
 
 
 def test_app_uninstalled_marks_the_shop_and_audits_it(shop):
@@ -208,8 +234,8 @@ def test_customer_redaction_scrubs_records_and_payloads_and_keeps_proof(shop):
     request = PrivacyRequest.objects.get(event=redact)
     assert (
         request.state == PrivacyRequest.State.COMPLETED
-        and request.proof["orders"] == 1
-        and request.proof["payloads"] >= 2
+        and request.proofs.get().counts["orders"] == 1
+        and request.proofs.get().counts["payloads"] >= 2
     )
     assert request.due_at == redact.received_at + timedelta(days=30)
     # A later customers/update must not write the personal data back.
@@ -337,7 +363,9 @@ def test_redaction_clears_earlier_exports(shop):
     process_event(receive(shop, "customers/redact", {"customer": {"id": 7001}}))
     exported = PrivacyRequest.objects.get(kind=PrivacyRequest.Kind.DATA_REQUEST)
     assert exported.export is None
-    assert PrivacyRequest.objects.get(kind=PrivacyRequest.Kind.CUSTOMER_REDACT).proof["exports_cleared"] == 1
+    assert (
+        PrivacyRequest.objects.get(kind=PrivacyRequest.Kind.CUSTOMER_REDACT).proofs.get().counts["exports_cleared"] == 1
+    )
 
 
 def test_redaction_without_a_customer_id_fails_instead_of_matching_guest_orders(shop):
@@ -365,21 +393,23 @@ def test_a_newer_order_sync_does_not_resolve_a_failed_fulfillment_notification(s
     assert paid.triage_state == Event.Triage.OPEN
 
 
-def test_a_job_that_keeps_killing_its_worker_is_given_up(shop):
-    from integrations.processing.engine import MAX_ATTEMPTS
-
+def test_a_job_that_keeps_killing_its_pump_is_given_up(shop):
     event = receive(shop, "orders/create", order())
-    job = Job.objects.create(event=event, name="sync_order", status=Job.Status.RUNNING, attempt_count=MAX_ATTEMPTS)
-    for number in range(1, MAX_ATTEMPTS + 1):
+    job = Job.objects.create(event=event, name="sync_order", attempt_count=MAX_ATTEMPTS - 1)
+    for number in range(1, MAX_ATTEMPTS):
         Attempt.objects.create(
-            job=job,
-            number=number,
-            outcome=Attempt.Outcome.RUNNING if number == MAX_ATTEMPTS else Attempt.Outcome.FAILED,
+            job=job, number=number, outcome=Attempt.Outcome.FAILED, error_class="WorkerLost", trigger="recovery"
         )
-    assert process_event(event) == Event.Status.FAILED
+    long_ago = timezone.now() - timedelta(hours=1)
+    Event.objects.filter(pk=event.pk).update(
+        status=Event.Status.CLAIMED, claimed_by="gone:9:pump1", claimed_at=long_ago
+    )
+    assert recover_lost_claims() == 1
     job.refresh_from_db()
-    assert job.status == Job.Status.FAILED and job.retryable is False and "worker stopped" in job.last_error
-    assert not PlatformOrder.objects.exists()
+    event.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.retryable is False and "stopped during each" in job.last_error
+    assert event.status == Event.Status.FAILED and "not trying again" in event.status_reason
+    assert process_pending() == 0 and not PlatformOrder.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -396,12 +426,15 @@ def test_unreadable_payloads_fail_with_a_reason_instead_of_looping(shop, payload
     assert event.status == Event.Status.FAILED and reason in event.status_reason
 
 
-def test_a_stopped_pass_puts_unprocessed_claims_back_at_once(shop):
+def test_a_stopping_pump_gives_its_claims_back_at_once(shop):
+    from integrations.processing.claims import claim_new
+
     events = [receive(shop, "orders/create", order(order_id=3000 + n)) for n in range(3)]
-    answers = iter([True, False])
-    assert process_pending(keep_going=lambda: next(answers, False)) == 1
+    assert claim_new("host:1:pump1", 2) == [events[0].pk, events[1].pk]
+    assert claim_new("host:2:pump1", 5) == [events[2].pk]  # disjoint
+    assert release("host:1:pump1") == 2
     statuses = [Event.objects.get(pk=e.pk).status for e in events]
-    assert statuses == [Event.Status.PROCESSED, Event.Status.QUEUED, Event.Status.QUEUED]
+    assert statuses == [Event.Status.QUEUED, Event.Status.QUEUED, Event.Status.CLAIMED]
 
 
 def test_a_redacted_order_never_gets_personal_data_back(shop):
