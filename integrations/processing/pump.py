@@ -123,7 +123,7 @@ class Pump:
                     for event, payload, jobs in batch
                 ]
                 write_outcomes(outcomes, pump=self.name)
-        except (NeedsCare, LostClaim, DatabaseError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: run the batch again, one event at a time
             logger.debug("batch of %d run again event by event: %r", len(batch), exc)
             known = {exc.key: (exc.error, exc.trace)} if isinstance(exc, NeedsCare) else {}
             outcomes = self._one_by_one(batch, replay=replay, known_failures=known)

@@ -245,6 +245,12 @@ JOB_FIELDS = ("attempt_count", "next_attempt_at", "last_error", "retryable", "fi
 def write_outcomes(outcomes: list[Outcome], *, pump: str) -> None:
     """Store the batch's new jobs, changed jobs, attempts and event statuses. Raises LostClaim if
     the pump no longer holds every event (the caller's transaction then rolls it all back)."""
+    # The settle first: a pump that lost a claim finds out before writing anything else.
+    now = timezone.now()
+    rows = [(o.event.pk, Status.CLAIMED, o.status, _settle_values(o, now)) for o in outcomes]
+    settled = Event.STATES.move_each(Event, rows, where={"claimed_by": pump})
+    if settled != len(rows):
+        raise LostClaim(f"pump {pump} settled {settled} of {len(rows)} events: the others were taken from it")
     runs = [run for outcome in outcomes for run in outcome.runs]
     new_jobs = [run.job for run in runs if run.source is None]
     if new_jobs:
@@ -264,11 +270,6 @@ def write_outcomes(outcomes: list[Outcome], *, pump: str) -> None:
         attempt.job_id = attempt.job.pk
     if attempts:
         Attempt.objects.bulk_create(attempts)
-    now = timezone.now()
-    rows = [(o.event.pk, Status.CLAIMED, o.status, _settle_values(o, now)) for o in outcomes]
-    settled = Event.STATES.move_each(Event, rows, where={"claimed_by": pump})
-    if settled != len(rows):
-        raise LostClaim(f"pump {pump} settled {settled} of {len(rows)} events: the others were taken from it")
     for outcome in outcomes:
         outcome.event.status = outcome.status
 
