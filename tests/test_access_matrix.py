@@ -42,6 +42,8 @@ ACCESS = {
     "events:resolve": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:ignore": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:reopen": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:mark_failed": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:mark_ignored": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:save_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:delete_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
 }
@@ -56,6 +58,8 @@ ACTIONS = {
     "events:resolve": {CS: 403},
     "events:ignore": {CS: 403},
     "events:reopen": {CS: 403},
+    "events:mark_failed": {CS: 403},
+    "events:mark_ignored": {CS: 403},
     "events:save_view": {CS: 403},
     "events:delete_view": {CS: 403},
 }
@@ -90,7 +94,7 @@ def url_for(db, admin_user):
         "events:delete_view": {"pk": saved.pk},
         **{
             f"events:{action}": {"pk": event.pk}
-            for action in ("assign", "tag", "acknowledge", "resolve", "ignore", "reopen")
+            for action in ("assign", "tag", "acknowledge", "resolve", "ignore", "reopen", "mark_failed", "mark_ignored")
         },
         "integrations:shop_detail": {"pk": shop.pk},
         "integrations:shop_edit": {"pk": shop.pk},

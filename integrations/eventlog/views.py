@@ -17,6 +17,7 @@ from console.pagination import keyset_page
 from integrations.eventlog import export, filters, saved_views, selectors, triage
 from integrations.eventlog.trace import plain_words, trace_event, trace_webhook
 from integrations.models import Delivery, Event, SavedView
+from integrations.processing import interventions
 
 VIEW = "integrations.view_event"
 TRIAGE = "integrations.triage_event"
@@ -150,6 +151,37 @@ def triage_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return _after_triage(request, event, changed=changed, success=f"Event {triage.PAST_TENSE[action]}.")
 
 
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=2000, strip=True)
+
+
+# action -> (service, button label); each from the states Event.STATES lets it leave by hand.
+STATUS_ACTIONS = {
+    "mark_failed": (interventions.mark_event_failed, "Mark failed"),
+    "mark_ignored": (interventions.mark_event_ignored, "Mark ignored"),
+}
+
+
+@require_POST
+@require_perm(VIEW, TRIAGE)
+def set_status(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """A person gives up on an event (failed) or says it needs nothing (ignored), with a reason."""
+    event = get_object_or_404(Event, pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why: the reason is kept on the event and in the audit trail.")
+        return redirect("events:detail", pk=pk)
+    service, label = STATUS_ACTIONS[action]
+    if service(event=event, by=request.user, reason=form.cleaned_data["reason"], request=request):
+        messages.success(request, f"{label.split()[1].capitalize()}: the worker will not process this event again.")
+    else:
+        messages.error(
+            request,
+            f"Not changed: the event is {event.get_status_display().lower()} now, which {label.lower()} cannot leave.",
+        )
+    return redirect("events:detail", pk=pk)
+
+
 @require_POST
 @require_perm(VIEW, TRIAGE)
 def triage_assign(request: HttpRequest, pk: int) -> HttpResponse:
@@ -212,6 +244,11 @@ def _triage_context(request: HttpRequest, event: Event) -> dict:
         context["tags_form"] = TagsForm(initial={"tags": event.tags.replace(",", ", ")})
         context["actions"] = [
             action for action, (from_states, _) in triage.TRANSITIONS.items() if event.triage_state in from_states
+        ]
+        context["status_actions"] = [
+            (action, label)
+            for action, (_service, label) in STATUS_ACTIONS.items()
+            if event.status in interventions.sources_for(action)
         ]
     return context
 

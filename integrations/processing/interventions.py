@@ -86,10 +86,18 @@ def mark_event_ignored(*, event: Event, by, reason: str, request: HttpRequest | 
     return _set_status(event, Status.IGNORED, by=by, reason=reason, request=request, action="mark-ignored")
 
 
+TARGETS = {"mark_failed": Status.FAILED, "mark_ignored": Status.IGNORED}
+
+
+def sources_for(action: str) -> tuple[str, ...]:
+    """The states a person may move an event out of with `action` (never one a pump holds)."""
+    return tuple(s for s in Event.STATES.sources_of(TARGETS[action]) if s != Status.CLAIMED)
+
+
 def _set_status(event: Event, target: str, *, by, reason: str, request, action: str) -> bool:
     if not reason.strip():
         raise ValueError("Say why (kept on the event and in the audit trail).")
-    sources = tuple(s for s in Event.STATES.sources_of(target) if s != Status.CLAIMED)
+    sources = sources_for(action.replace("-", "_"))
     with transaction.atomic():
         before = Event.objects.filter(pk=event.pk).values_list("status", flat=True).first()
         if before not in sources:

@@ -1,9 +1,14 @@
 """Event log from the command line.
 
     manage.py events trace <webhook-id> [--shop DOMAIN] [--json]
+    manage.py events fail <event-id> --reason R --user U [--json]
+    manage.py events ignore <event-id> --reason R --user U [--json]
+    manage.py events pumps [--json]
 
 `trace` answers the five support questions for one webhook in plain words, or as one JSON object
 with --json (the same shape the console uses). Exit status 1 when the webhook id is unknown.
+`fail` and `ignore` set an event's status by hand, as the event page does (same service, same
+audit entry, recorded for --user). `pumps` lists the event pumps and whether each is alive.
 """
 
 import json
@@ -25,9 +30,82 @@ class Command(BaseCommand):
         trace.add_argument("--shop", dest="shop", help="Shop domain, when the id could belong to several shops.")
         trace.add_argument("--json", dest="as_json", action="store_true", help="Print one JSON object.")
 
+        for name, words in (("fail", "give up on it: the worker stops retrying"), ("ignore", "nothing needs doing")):
+            parser_ = subcommands.add_parser(name, help=f"Mark an event {name}ed by hand ({words}).")
+            parser_.add_argument("event_id", type=int, help="The console's event id (the number in its URL).")
+            parser_.add_argument("--reason", required=True, help="Why (kept on the event and in the audit trail).")
+            parser_.add_argument("--user", required=True, help="Who is doing it (a support or admin username).")
+            parser_.add_argument("--json", dest="as_json", action="store_true", help="Print one JSON object.")
+        pumps = subcommands.add_parser("pumps", help="The event pumps, their last heartbeat and events handled.")
+        pumps.add_argument("--json", dest="as_json", action="store_true", help="Print a JSON list.")
+
     def handle(self, *args, subcommand: str, **options):
         if subcommand == "trace":
             self.trace(options["webhook_id"], shop=options["shop"], as_json=options["as_json"])
+        elif subcommand in ("fail", "ignore"):
+            self.set_status(
+                subcommand,
+                options["event_id"],
+                reason=options["reason"],
+                username=options["user"],
+                as_json=options["as_json"],
+            )
+        elif subcommand == "pumps":
+            self.pumps(as_json=options["as_json"])
+
+    def set_status(self, verb: str, event_id: int, *, reason: str, username: str, as_json: bool) -> None:
+        from django.contrib.auth import get_user_model
+
+        from integrations.processing.interventions import mark_event_failed, mark_event_ignored
+
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active user {username!r}.")
+        if not user.has_perm("integrations.triage_event"):
+            raise CommandError(f"{username} may not change events (needs the support or admin role).")
+        event = Event.objects.filter(pk=event_id).first()
+        if event is None:
+            raise CommandError(f"No event {event_id}.")
+        service = mark_event_failed if verb == "fail" else mark_event_ignored
+        try:
+            changed = service(event=event, by=user, reason=reason)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if not changed:
+            raise CommandError(f"Event {event_id} is {event.status}: it cannot be marked {verb}ed from there.")
+        event.refresh_from_db()
+        result = {"id": event.pk, "status": event.status, "status_reason": event.status_reason}
+        self.stdout.write(json.dumps(result) if as_json else f"Event {event.pk} is now {event.status}.")
+
+    def pumps(self, *, as_json: bool) -> None:
+        from django.utils import timezone
+
+        from integrations.models import WorkerHeartbeat
+        from integrations.processing.claims import lease
+
+        now = timezone.now()
+        rows = [
+            {
+                "name": beat.name,
+                "alive": beat.beat_at >= now - lease(),
+                "started_at": beat.started_at.isoformat(),
+                "beat_at": beat.beat_at.isoformat(),
+                "processed_total": beat.processed_total,
+                "holding": Event.objects.filter(status=Event.Status.CLAIMED, claimed_by=beat.name).count(),
+            }
+            for beat in WorkerHeartbeat.objects.order_by("-beat_at")[:100]
+        ]
+        if as_json:
+            self.stdout.write(json.dumps(rows))
+            return
+        if not rows:
+            self.stdout.write("No pump has run yet. Start the worker: manage.py qcluster")
+        for row in rows:
+            state = "alive" if row["alive"] else "stopped"
+            self.stdout.write(
+                f"{row['name']}\t{state}\tlast beat {row['beat_at']}\t{row['processed_total']} handled\t"
+                f"holding {row['holding']}"
+            )
 
     def trace(self, webhook_id: str, *, shop: str | None, as_json: bool) -> None:
         result = trace_webhook(webhook_id, shop)
