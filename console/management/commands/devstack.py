@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connection
 
 from console.management.commands.seed_demo import DEMO_USERS
 
@@ -52,9 +53,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        env = os.environ.copy()
+        if connection.vendor == "sqlite":
+            # SQLite serialises writes: one worker process (so one event pump) is enough.
+            env.setdefault("Q_WORKERS", "1")
         for name, command in commands.items():
             # Own process group: Ctrl-C reaches us once and we stop the children in order.
-            processes[name] = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+            processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
         self._banner(host, port, list(commands), password_hint)
         exit_code = 0
         try:
