@@ -1,7 +1,6 @@
 """Jobs declare their replay decision as code; one field map per resource drives sync, scrubbing and
 export; privacy proof is append-only; an old uninstall never undoes a reinstall."""
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -9,7 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from console.models import AuditEntry
-from integrations.inbound.storage import store_verified_delivery
 from integrations.jobs import fields, registry
 from integrations.models import (
     Delivery,
@@ -25,6 +23,7 @@ from integrations.models import (
 from integrations.processing.pump import process_event
 from integrations.shops.services import mark_shop_reinstalled
 from tests.factories import ShopFactory, UserFactory
+from tests.webhooks import receive
 
 pytestmark = pytest.mark.django_db
 
@@ -32,35 +31,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shop():
     return ShopFactory()
-
-
-def receive(shop, topic: str, payload: dict, *, triggered_at=None) -> Event:
-    body = json.dumps(payload).encode()
-    now = timezone.now()
-    webhook_id = f"wh-{Delivery.objects.count() + 1}"
-    event_id, _ = store_verified_delivery(
-        {
-            "shop_id": shop.id,
-            "webhook_id": webhook_id,
-            "topic": topic,
-            "received_at": now,
-            "last_delivery_at": now,
-            "triggered_at": triggered_at,
-        },
-        {
-            "shop_id": shop.id,
-            "shop_domain": shop.domain,
-            "topic": topic,
-            "webhook_id": webhook_id,
-            "headers": {},
-            "body": body,
-            "body_size": len(body),
-            "signature_valid": True,
-            "response_status": 200,
-            "received_at": now,
-        },
-    )
-    return Event.objects.select_related("shop").get(pk=event_id)
 
 
 FULL_ORDER = {

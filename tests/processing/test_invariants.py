@@ -3,15 +3,12 @@ once however often it arrives, and a paid order is sent to fulfillment once howe
 paid or replayed. Only public entry points: the receiver's storage function, `process_event`,
 `process_pending` and the models."""
 
-import json
-
 import pytest
-from django.utils import timezone
 
-from integrations.inbound.views import store_verified_delivery
 from integrations.models import Attempt, Delivery, Event, FulfillmentNotification, Job
 from integrations.processing.pump import process_event, process_pending
 from tests.factories import ShopFactory
+from tests.webhooks import order, receive
 
 pytestmark = pytest.mark.django_db
 
@@ -19,43 +16,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shop():
     return ShopFactory()
-
-
-def receive(shop, topic: str, payload, webhook_id: str | None = None) -> Event:
-    """Store an event exactly as the receiver does (same storage function)."""
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    webhook_id = webhook_id or f"wh-{Delivery.objects.count() + 1}"
-    now = timezone.now()
-    event_id, _ = store_verified_delivery(
-        {"shop_id": shop.id, "webhook_id": webhook_id, "topic": topic, "received_at": now, "last_delivery_at": now},
-        {
-            "shop_id": shop.id,
-            "shop_domain": shop.domain,
-            "topic": topic,
-            "webhook_id": webhook_id,
-            "headers": {},
-            "body": body,
-            "body_size": len(body),
-            "signature_valid": True,
-            "response_status": 200,
-            "received_at": now,
-        },
-    )
-    return Event.objects.select_related("shop").get(pk=event_id)
-
-
-def order(order_id=1001, updated="2026-05-04T10:00:00-04:00", **extra):
-    return {
-        "id": order_id,
-        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
-        "name": f"#{order_id}",
-        "updated_at": updated,
-        "financial_status": "paid",
-        "email": "ana@example.com",
-        "customer": {"id": 7001},
-        "shipping_address": {"address1": "12 Pine St", "country_code": "US"},
-        **extra,
-    }
 
 
 def work_done() -> tuple[int, int]:

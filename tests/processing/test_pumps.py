@@ -1,7 +1,6 @@
 """Pumps: disjoint claims, no pump takes or finishes work another live pump holds, a poison event
 fails alone, retries never hold up new events, and the statements an event costs stay few."""
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -9,12 +8,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from integrations.inbound.storage import store_verified_delivery
 from integrations.models import Attempt, Delivery, Event, FulfillmentNotification, Job, PlatformOrder, WorkerHeartbeat
 from integrations.processing import claims
 from integrations.processing.pump import Pump, process_pending
 from integrations.processing.runner import LostClaim, parse_payload, run_event, write_outcomes
 from tests.factories import ShopFactory
+from tests.webhooks import receive
 
 pytestmark = pytest.mark.django_db
 Status = Event.Status
@@ -23,28 +22,6 @@ Status = Event.Status
 @pytest.fixture
 def shop():
     return ShopFactory()
-
-
-def receive(shop, topic: str, payload: dict, webhook_id: str | None = None) -> Event:
-    body = json.dumps(payload).encode()
-    webhook_id = webhook_id or f"wh-{Delivery.objects.count() + 1}"
-    now = timezone.now()
-    event_id, _ = store_verified_delivery(
-        {"shop_id": shop.id, "webhook_id": webhook_id, "topic": topic, "received_at": now, "last_delivery_at": now},
-        {
-            "shop_id": shop.id,
-            "shop_domain": shop.domain,
-            "topic": topic,
-            "webhook_id": webhook_id,
-            "headers": {},
-            "body": body,
-            "body_size": len(body),
-            "signature_valid": True,
-            "response_status": 200,
-            "received_at": now,
-        },
-    )
-    return Event.objects.get(pk=event_id)
 
 
 def order(order_id: int, updated: str = "2026-05-04T10:00:00Z", **extra) -> dict:

@@ -1,7 +1,6 @@
 """Scale-out on PostgreSQL: real qcluster processes share the work with every event processed once in
 effect, and two pumps writing the same record at the same moment leave the newest state."""
 
-import json
 import threading
 from collections import Counter
 
@@ -9,7 +8,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from integrations.inbound.storage import store_verified_delivery
 from integrations.jobs import registry
 from integrations.models import (
     Attempt,
@@ -25,6 +23,7 @@ from integrations.models import (
 from integrations.processing.pump import process_event
 from tests.factories import ShopFactory
 from tests.processes import child_env, running, wait_for
+from tests.webhooks import receive
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -36,24 +35,7 @@ def _postgres_only():
 
 
 def store(shop, topic: str, payload: dict, webhook_id: str) -> int:
-    body = json.dumps(payload).encode()
-    now = timezone.now()
-    event_id, _ = store_verified_delivery(
-        {"shop_id": shop.id, "webhook_id": webhook_id, "topic": topic, "received_at": now, "last_delivery_at": now},
-        {
-            "shop_id": shop.id,
-            "shop_domain": shop.domain,
-            "topic": topic,
-            "webhook_id": webhook_id,
-            "headers": {},
-            "body": body,
-            "body_size": len(body),
-            "signature_valid": True,
-            "response_status": 200,
-            "received_at": now,
-        },
-    )
-    return event_id
+    return receive(shop, topic, payload, webhook_id).pk
 
 
 def order(order_id: int, minute: int, status: str = "paid") -> dict:
