@@ -90,7 +90,7 @@ def _fill(connection, shops, size: int) -> None:
             INSERT INTO integrations_event (
                 shop_id, webhook_id, event_id, topic, api_version, triggered_at, received_at, last_delivery_at,
                 delivery_count, status, status_reason, processed_count, resource_gid, resource_id, resource_label,
-                resource_updated_at, redaction_note, triage_state, tags)
+                resource_updated_at, redaction_note, triage_state, tags, claimed_by, processed_at)
             SELECT
                 (%(shops)s::bigint[])[1 + (i %% %(nshops)s)],
                 md5(i::text), 'ev-' || i, (%(topics)s::text[])[1 + (i %% 6)], '2026-10',
@@ -100,7 +100,8 @@ def _fill(connection, shops, size: int) -> None:
                 1 + (i %% 50 = 0)::int,
                 (%(statuses)s::text[])[1 + (i %% 100)],
                 '', 1, 'gid://shopify/Order/' || (5500000000000 + i / 3), (5500000000000 + i / 3)::text,
-                '#' || (1000 + i / 3), now(), '', 'open', ''
+                '#' || (1000 + i / 3), now(), '', 'open', '', '',
+                CASE WHEN (%(statuses)s::text[])[1 + (i %% 100)] = 'processed' THEN now() END
             FROM generate_series(%(start)s, %(end)s) AS i
             """,
             {

@@ -13,14 +13,17 @@ In one run, on scratch databases `<name>_proc*`:
    backlog; events/s from the moment they start until no event is left unfinished.
 3. statements: per topic, a few hundred events of that topic alone are processed in this process
    (drain_in_process below) while every SQL statement Django sends is counted.
-4. steady load: webhooks at a constant rate (half the 2-process drain rate) for --steady-seconds,
-   with 2 qclusters running: the backlog every 5 s and received-to-processed latency percentiles.
+4. steady load: webhooks at a constant rate for --steady-seconds with 2 qclusters running: the
+   backlog every 5 s and received-to-processed latency percentiles. The rate is half the 2-process
+   drain rate, or half the intake rate if that is lower (webhooks cannot arrive faster than the
+   receiver takes them, and this machine's cores are shared by sender, receiver and workers).
 
 Prints every figure, then a summary block for docs/benchmarks.md. --quick is a smoke run.
 """
 
 import argparse
 import base64
+import functools
 import hashlib
 import hmac
 import http.client
@@ -40,6 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -53,24 +57,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, bench_env, scratch_database
 
 
-# The one call into the worker's code, kept here at the top because it is the line that moves:
-# the event pump is being rewritten.
+# The one call into the worker's code, kept at the top because it is the line that moves: the
+# event pump is being rewritten. Change these few lines, not their callers, when it moves again.
 def drain_in_process() -> int:
     """One pass of the event pump in this process; returns how many events it handled.
 
-    The only call into the worker's code. The pump is being rewritten and its entry point is
-    expected to become `Pump().run_once()`; until that exists, fall back to `process_pending()`.
-    Change this function, not its callers, when the entry point moves again.
+    The new entry point is `Pump().run_once()` (one long-lived pump, as a worker runs it, so its
+    heartbeat and recovery cost what they cost per second and not per pass); until that exists,
+    fall back to the old `process_pending()`.
     """
     try:
-        from integrations.processing.pump import Pump
+        pump = _pump()
     except ImportError as exc:
         if exc.name != "integrations.processing.pump":
-            raise  # the new pump exists but is broken: say so rather than measure the old one
+            raise  # the new pump exists but does not import: say so rather than measure the old one
         from integrations.processing.engine import process_pending
 
         return process_pending()
-    return Pump().run_once()
+    return pump.run_once()
+
+
+@functools.cache
+def _pump():
+    from integrations.processing.pump import Pump
+
+    return Pump()
 
 
 def drain_entry_point() -> str:
@@ -97,6 +108,7 @@ TOPIC_MIX = {
 # Anything else (queued, processing, claimed, retry_wait, whatever the pump calls it) is unfinished.
 DONE = ("processed", "failed", "ignored")
 UNFINISHED_SQL = "status NOT IN ('processed', 'failed', 'ignored')"
+IDLE_PROBES = 10
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 20
 SHOP_TZ = timezone(timedelta(hours=-4))
@@ -383,12 +395,13 @@ class ShopActivity:
         variant = self.rng.choice(self.variants)
         location = self.rng.choice(self.locations)
         self.touched.add(("level", variant["inventory_item_id"] * 10 + self.locations.index(location)))
+        gid = f"gid://shopify/InventoryLevel/{location}?inventory_item_id={variant['inventory_item_id']}"
         return {
             "inventory_item_id": variant["inventory_item_id"],
             "location_id": location,
             "available": self.rng.randint(0, 80),
             "updated_at": self._time(),
-            "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location}?inventory_item_id={variant['inventory_item_id']}",
+            "admin_graphql_api_id": gid,
         }
 
     def customers_update(self) -> dict:
@@ -537,7 +550,11 @@ def _admin_url(url: str) -> str:
 
 
 def _copy_database(template_url: str, target_url: str) -> str:
-    """(Re)create target as a copy of template; nobody may be connected to the template."""
+    """(Re)create target as a copy of template, after ending every connection to the template.
+
+    On PostgreSQL 15+ with FILE_COPY: it checkpoints before it returns, where the default
+    (WAL_LOG) writes the whole copy into the WAL and leaves the flushing to a checkpoint that may
+    fall in the middle of the next measurement."""
     template, target = _db_name(template_url), _db_name(target_url)
     with psycopg.connect(_admin_url(template_url), autocommit=True) as conn:
         conn.execute(
@@ -545,23 +562,13 @@ def _copy_database(template_url: str, target_url: str) -> str:
             [template],
         )
         conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{template}"')
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{template}"{strategy}')
     return target_url
 
 
-def _drop_database(url: str) -> None:
-    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{_db_name(url)}" WITH (FORCE)')
-
-
-def _scalar(url: str, query: str, params: tuple = ()):
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(query, params).fetchone()[0]
-
-
-def _statuses(conn: psycopg.Connection, where: str = "TRUE") -> Counter:
-    rows = conn.execute(f"SELECT status, count(*) FROM integrations_event WHERE {where} GROUP BY status").fetchall()  # noqa: S608 - our own fixed SQL
-    return Counter(dict(rows))
+def _statuses(conn: psycopg.Connection) -> Counter:
+    return Counter(dict(conn.execute("SELECT status, count(*) FROM integrations_event GROUP BY status").fetchall()))
 
 
 def _free_port() -> int:
@@ -651,15 +658,18 @@ class Intake:
     sent: int
     stored: int
     rejected: int
-    span: float
+    span: float  # first to last received_at
+    busy: int  # events counted for the rate: all but the tail, when connections fall idle one by one
+    busy_span: float
     wall: float
     p50_ms: float | None
     p99_ms: float | None
     non2xx: int
+    socket_errors: str
 
     @property
     def rate(self) -> float:
-        return self.stored / self.span if self.span > 0 else 0.0
+        return self.busy / self.busy_span if self.busy_span > 0 else 0.0
 
 
 def store_backlog(url: str, webhooks: list[Webhook], args, procs: Processes, workdir: Path) -> Intake:
@@ -692,24 +702,32 @@ def store_backlog(url: str, webhooks: list[Webhook], args, procs: Processes, wor
             wall = changed - started
             wrk.send_signal(signal.SIGINT)  # wrk prints its summary on SIGINT
             output = wrk.communicate(timeout=30)[0]
-            count, first, last = conn.execute(
-                "SELECT count(*), min(received_at), max(received_at) FROM integrations_event"
-            ).fetchone()
+            received = [row[0] for row in conn.execute("SELECT received_at FROM integrations_event ORDER BY 1")]
             rejected = conn.execute(
                 "SELECT count(*) FROM integrations_delivery WHERE response_status <> 200"
             ).fetchone()
     finally:
         procs.stop([gunicorn])
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.+)", output)
+    # The last `connections` webhooks go out as connections fall idle, and one of them may wait
+    # seconds for a TCP reconnect (sync gunicorn closes every connection; on loopback a new one
+    # sometimes meets the old one's TIME_WAIT and the SYN is retried 1 s, 3 s later): only the
+    # webhooks stored while every connection was busy make the rate.
+    busy = max(0, len(received) - args.connections - 1)
+    (workdir / "intake-wrk.txt").write_text(output)
     return Intake(
         sent=len(webhooks),
-        stored=count,
+        stored=len(received),
         rejected=rejected[0],
-        span=(last - first).total_seconds() if count > 1 else 0.0,
+        span=(received[-1] - received[0]).total_seconds() if received else 0.0,
+        busy=busy,
+        busy_span=(received[busy] - received[0]).total_seconds() if busy else 0.0,
         wall=wall,
         p50_ms=_latency_ms(output, "50%"),
         p99_ms=_latency_ms(output, "99%"),
         non2xx=int(non2xx.group(1)) if non2xx else 0,
+        socket_errors=errors.group(1) if errors else "none",
     )
 
 
@@ -726,6 +744,7 @@ class Drain:
     timed_out: bool
     statuses: Counter
     processed_span: float | None
+    last_processed_after: float | None  # to the second's fraction, where `elapsed` is a poll tick
 
     @property
     def rate(self) -> float:
@@ -742,7 +761,7 @@ def drain_backlog(url: str, qclusters: int, args, procs: Processes) -> Drain:
     with psycopg.connect(url, autocommit=True) as conn:
         poll = f"SELECT count(*) FILTER (WHERE {UNFINISHED_SQL}), count(*) FROM integrations_event"  # noqa: S608
         unfinished, total = conn.execute(poll).fetchone()
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         workers = procs.qclusters(url, qclusters, args.q_workers, f"drain{qclusters}")
         first_done_after, timed_out, tick = None, False, 0
         try:
@@ -774,6 +793,7 @@ def drain_backlog(url: str, qclusters: int, args, procs: Processes) -> Drain:
         timed_out=timed_out,
         statuses=statuses,
         processed_span=(last - first).total_seconds() if first and last else None,
+        last_processed_after=(last - started_at).total_seconds() if last else None,
     )
 
 
@@ -790,6 +810,14 @@ class TopicStatements:
     statements: Counter
     transactions: int | None
     seconds: float
+
+    @property
+    def commits_per_event(self) -> float:
+        return self.transactions / self.done if self.done and self.transactions is not None else 0.0
+
+    @property
+    def ms_per_event(self) -> float:
+        return self.seconds * 1000 / self.done if self.done else 0.0
 
     def per_event(self, *kinds: str) -> float:
         counted = sum(self.statements[k] for k in kinds) if kinds else sum(self.statements.values())
@@ -825,6 +853,8 @@ def count_statements(empty_url: str, per_topic: int, seed: int) -> list[TopicSta
     os.environ.update(bench_env(url))
     import django
 
+    # whitenoise warns that collectstatic never ran; static files play no part here.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
     django.setup()
     from django.db import connections
     from django.test import Client
@@ -848,7 +878,10 @@ def count_statements(empty_url: str, per_topic: int, seed: int) -> list[TopicSta
         statements: Counter = Counter()
 
         def count(execute, sql, params, many, context, statements=statements):
-            statements[_statement_kind(sql)] += 1
+            # An executemany runs one statement per row on the server (psycopg pipelines them into
+            # one round trip): count each row, so the figure is what PostgreSQL executes.
+            params = list(params) if many else params
+            statements[_statement_kind(sql)] += len(params) if many else 1
             return execute(sql, params, many, context)
 
         started = time.perf_counter()
@@ -875,7 +908,6 @@ def count_statements(empty_url: str, per_topic: int, seed: int) -> list[TopicSta
             )
         )
     connections.close_all()
-    _drop_database(url)
     return results
 
 
@@ -890,10 +922,12 @@ class Steady:
     answered: Counter
     achieved_rate: float
     max_late: float
+    duration: float
     samples: list[tuple[float, int]] = field(default_factory=list)
     ready_after: float | None = None
     latencies: list[float] = field(default_factory=list)  # inf: never processed
     statuses: Counter = field(default_factory=Counter)
+    idle_latencies: list[float] = field(default_factory=list)  # one webhook at a time into idle pumps
 
     def third_means(self) -> tuple[float, float] | None:
         if not self.samples:
@@ -913,6 +947,11 @@ class Steady:
             return None
         return statistics.linear_regression([t for t, _ in self.samples], [b for _, b in self.samples]).slope
 
+    @property
+    def p95_met(self) -> bool:
+        p95 = self.percentile(0.95)
+        return p95 is not None and p95 < 2
+
     def percentile(self, q: float) -> float | None:
         if not self.latencies:
             return None
@@ -920,9 +959,10 @@ class Steady:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def _paced_send(port: int, webhooks: list[Webhook], rate: float, clients: int) -> tuple[Counter, float, float]:
+def _paced_send(port: int, webhooks: list[Webhook], rate: float, clients: int) -> tuple[Counter, float, float, float]:
     """Send each webhook at its own scheduled moment (start + i / rate) from `clients` threads,
-    whatever the answers' latency; returns the answers, the achieved rate and the worst lateness."""
+    whatever the answers' latency; returns the answers, the achieved rate, the worst lateness and
+    how long it took."""
     lock = threading.Lock()
     state = {"next": 0, "max_late": 0.0, "last": 0.0}
     answers: Counter = Counter()
@@ -962,7 +1002,7 @@ def _paced_send(port: int, webhooks: list[Webhook], rate: float, clients: int) -
         thread.join()
     sent = sum(answers.values())
     span = state["last"] - start
-    return answers, (sent / span if span > 0 else 0.0), state["max_late"]
+    return answers, (sent / span if span > 0 else 0.0), state["max_late"], span
 
 
 def steady_load(empty_url: str, activity: ShopActivity, rate: float, args, procs: Processes) -> Steady:
@@ -1003,10 +1043,23 @@ def steady_load(empty_url: str, activity: ShopActivity, rate: float, args, procs
                     tick += 1
                     samples.append((tick * 5.0, conn.execute(unfinished).fetchone()[0]))
             wait_until_done(args.drain_timeout)
+            last_id = conn.execute("SELECT coalesce(max(id), 0) FROM integrations_event").fetchone()[0]
             rows = conn.execute(
-                "SELECT status, extract(epoch FROM processed_at - received_at) FROM integrations_event WHERE id > %s",
-                [base_id],
+                "SELECT status, extract(epoch FROM processed_at - received_at) FROM integrations_event "
+                "WHERE id > %s AND id <= %s",
+                [base_id, last_id],
             ).fetchall()
+            # Idle pumps: one webhook at a time, 1.5 s apart, each into an empty queue.
+            idle = []
+            for probe in activity.mixed(IDLE_PROBES):
+                time.sleep(1.5)
+                _paced_send(port, [probe], rate=1, clients=1)
+                wait_until_done(10)
+                latency = conn.execute(
+                    "SELECT extract(epoch FROM processed_at - received_at) FROM integrations_event "
+                    "ORDER BY id DESC LIMIT 1"
+                ).fetchone()[0]
+                idle.append(float(latency) if latency is not None else math.inf)
     finally:
         procs.stop([*workers, gunicorn])
     return Steady(
@@ -1016,10 +1069,12 @@ def steady_load(empty_url: str, activity: ShopActivity, rate: float, args, procs
         answered=sent[0],
         achieved_rate=sent[1],
         max_late=sent[2],
+        duration=sent[3],
         samples=samples,
         ready_after=ready_after,
         latencies=[float(latency) if latency is not None else math.inf for _, latency in rows],
         statuses=Counter(status for status, _ in rows),
+        idle_latencies=idle,
     )
 
 
@@ -1032,9 +1087,9 @@ def _git_state() -> str:
 
     revision = git("rev-parse", "--short", "HEAD") or "unknown"
     changed = git("status", "--porcelain", "--", "integrations", "console")
-    return f"{revision}" + (
-        f" + {len(changed.splitlines())} uncommitted file(s) in integrations/, console/" if changed else ""
-    )
+    if not changed:
+        return revision
+    return f"{revision} + {len(changed.splitlines())} uncommitted file(s) in integrations/, console/"
 
 
 def _ms(value: float | None) -> str:
@@ -1053,53 +1108,171 @@ def _statuses_text(statuses: Counter) -> str:
     return ", ".join(parts)
 
 
-def main() -> None:
+def _ratio(drain: Drain, intake: Intake) -> float:
+    return drain.rate / intake.rate if intake.rate else 0.0
+
+
+def _plural(n: int) -> str:
+    return f"{n} qcluster{'s' if n != 1 else ''}"
+
+
+def report_intake(intake: Intake) -> None:
+    print(
+        f"intake (no worker): {intake.rate:.1f} stored/s ({intake.busy} events in {intake.busy_span:.2f} s of "
+        f"received_at while all connections were busy); all {intake.stored} of {intake.sent} stored within "
+        f"{intake.span:.2f} s, wall clock to the last one {intake.wall:.2f} s; "
+        f"{intake.rejected} rejected deliveries, {intake.non2xx} non-2xx answers, wrk socket errors: "
+        f"{intake.socket_errors}; wrk p50 {_ms(intake.p50_ms)} / p99 {_ms(intake.p99_ms)}",
+        flush=True,
+    )
+
+
+def report_drain(drain: Drain, intake: Intake) -> None:
+    after_first = f", {drain.rate_after_first:.1f}/s after it" if drain.rate_after_first else ""
+    print(
+        f"drain, {_plural(drain.qclusters)}: {drain.done} of {drain.total} events finished in {drain.elapsed:.1f} s"
+        f"{' (TIMED OUT)' if drain.timed_out else ''} = {drain.rate:.1f} events/s from the workers' start; "
+        f"first event after {_s(drain.first_done_after)}{after_first}; last processed_at "
+        f"{_s(drain.last_processed_after)} after the start, {_s(drain.processed_span)} after the first; ratio to intake {_ratio(drain, intake):.2f} (target >= 0.5)\n"
+        f"  final statuses: {_statuses_text(drain.statuses)}",
+        flush=True,
+    )
+
+
+def report_statements(rows: list[TopicStatements]) -> None:
+    print("statements per event, in process (Django's cursor; savepoint = SAVEPOINT + RELEASE + ROLLBACK TO):")
+    for row in rows:
+        print(
+            f"  {row.topic:24} {row.per_event():5.1f} statements/event ({row.per_event(*SAVEPOINT_KINDS):4.1f} "
+            f"savepoint, {row.per_event('SELECT'):4.1f} SELECT, {row.per_event('INSERT'):4.1f} INSERT, "
+            f"{row.per_event('UPDATE'):4.1f} UPDATE, {row.per_event('DELETE'):3.1f} DELETE, "
+            f"{row.per_event('OTHER'):3.1f} other); {row.commits_per_event:4.2f} commits/event; "
+            f"{row.ms_per_event:5.2f} ms/event; {row.done} of {row.events} done over {row.records} records"
+            + (f", {row.unfinished} UNFINISHED" if row.unfinished else ""),
+            flush=True,
+        )
+
+
+def report_steady(steady: Steady) -> None:
+    print(
+        f"steady load: {steady.sent} webhooks at {steady.rate:.1f}/s for {steady.seconds:.0f} s with 2 qclusters "
+        f"(achieved {steady.achieved_rate:.1f}/s over {steady.duration:.0f} s, worst send "
+        f"{steady.max_late * 1000:.0f} ms late; answers "
+        f"{dict(steady.answered)}); workers ready after {_s(steady.ready_after)}",
+        flush=True,
+    )
+    if steady.achieved_rate < 0.95 * steady.rate:
+        print("  NOTE: the sender fell behind its schedule (this process, gunicorn and the workers share the cores)")
+    print("  backlog every 5 s: " + " ".join(str(backlog) for _, backlog in steady.samples))
+    if means := steady.third_means():
+        print(
+            f"  backlog mean first third {means[0]:.1f}, last third {means[1]:.1f}, trend {steady.slope() or 0:+.2f} "
+            f"events/s: {'flat' if steady.flat else 'GROWING'}"
+        )
+    print(
+        f"  received -> processed for {len(steady.latencies)} events: p50 {_s(steady.percentile(0.5))}, "
+        f"p95 {_s(steady.percentile(0.95))}, p99 {_s(steady.percentile(0.99))} (target p95 < 2 s: "
+        f"{'met' if steady.p95_met else 'NOT met'}); statuses {_statuses_text(steady.statuses)}",
+        flush=True,
+    )
+    if steady.idle_latencies:
+        print(
+            f"  idle pumps, {len(steady.idle_latencies)} single webhooks 1.5 s apart: received -> processed "
+            f"median {_s(statistics.median(steady.idle_latencies))}, worst {_s(max(steady.idle_latencies))} "
+            f"(target < 1 s: {'met' if max(steady.idle_latencies) < 1 else 'NOT met'})",
+            flush=True,
+        )
+
+
+def print_summary(facts: str, args, intake: Intake, drains: list[Drain], rows: list[TopicStatements], steady) -> None:
+    print("\n----- summary (for docs/benchmarks.md) -----")
+    print(f"{facts}\n")
+    print("| measure | figure |")
+    print("| --- | --- |")
+    print(
+        f"| intake, no worker running | {intake.rate:.0f} stored/s while all {args.connections} connections were busy "
+        f"({intake.stored} of {intake.sent} stored) |"
+    )
+    for drain in drains:
+        print(
+            f"| drain, {_plural(drain.qclusters)} | {drain.rate:.1f} events/s"
+            f"{' (timed out)' if drain.timed_out else ''} = **{_ratio(drain, intake):.2f}x intake** (target >= 0.5); "
+            f"first event after {_s(drain.first_done_after)}; {_statuses_text(drain.statuses)} |"
+        )
+    means = steady.third_means()
+    backlog = f"{means[0]:.1f} → {means[1]:.1f} ({'flat' if steady.flat else 'growing'})" if means else "n/a"
+    print(
+        f"| steady load, {steady.rate:.1f}/s for {steady.seconds:.0f} s (achieved {steady.achieved_rate:.1f}/s), "
+        f"2 qclusters | backlog {backlog}; received → processed p50 "
+        f"{_s(steady.percentile(0.5))} / p95 {_s(steady.percentile(0.95))} / p99 {_s(steady.percentile(0.99))} "
+        f"(p95 < 2 s: {'met' if steady.p95_met else 'not met'}) |"
+    )
+    if steady.idle_latencies:
+        print(
+            f"| idle pumps, {len(steady.idle_latencies)} single webhooks | received → processed median "
+            f"{_s(statistics.median(steady.idle_latencies))}, worst {_s(max(steady.idle_latencies))} (< 1 s: "
+            f"{'met' if max(steady.idle_latencies) < 1 else 'not met'}) |"
+        )
+    print()
+    print("| topic | statements/event | savepoint | SELECT | INSERT | UPDATE | commits/event | ms/event in process |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row.topic} | {row.per_event():.1f} | {row.per_event(*SAVEPOINT_KINDS):.1f} | "
+            f"{row.per_event('SELECT'):.1f} | {row.per_event('INSERT'):.1f} | {row.per_event('UPDATE'):.1f} | "
+            f"{row.commits_per_event:.2f} | {row.ms_per_event:.2f} |"
+        )
+
+
+# --- Main -----------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, help="webhooks in the backlog (default 10000; --quick 2000)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections for intake (default 16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads for intake (default 2)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections for the intake (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads for the intake (default 2)")
     parser.add_argument("--q-workers", type=int, default=2, help="Q_WORKERS per qcluster process (default 2)")
+    parser.add_argument("--drain-timeout", type=float, help="give a drain up after this many s (default 200; quick 90)")
+    parser.add_argument("--statement-events", type=int, help="events per topic, statements (default 300; quick 100)")
+    parser.add_argument("--steady-seconds", type=float, help="length of the steady window (default 120; quick 20)")
     parser.add_argument(
-        "--drain-timeout", type=float, help="give up a drain after this many seconds (default 200; --quick 90)"
+        "--steady-fraction", type=float, default=0.5, help="of min(2-process drain rate, intake rate) (default 0.5)"
     )
-    parser.add_argument(
-        "--statement-events", type=int, help="events per topic for statements (default 300; --quick 100)"
-    )
-    parser.add_argument("--steady-seconds", type=float, help="length of the steady window (default 120; --quick 20)")
-    parser.add_argument("--steady-fraction", type=float, default=0.5, help="of the 2-process drain rate (default 0.5)")
-    parser.add_argument("--steady-rate", type=float, help="webhooks/s for the steady window (overrides the fraction)")
-    parser.add_argument("--steady-clients", type=int, default=8, help="sender threads in the steady window")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steady-rate", type=float, help="webhooks/s in the steady window (instead of the fraction)")
+    parser.add_argument("--steady-clients", type=int, default=8, help="sender threads in the steady window (default 8)")
+    parser.add_argument("--seed", type=int, default=1, help="for the generated store activity (default 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2,000 events, 20 s steady window")
     args = parser.parse_args()
-    quick = args.quick
-    args.events = args.events or (2000 if quick else 10000)
-    args.drain_timeout = args.drain_timeout or (90 if quick else 200)
-    args.statement_events = args.statement_events or (100 if quick else 300)
-    args.steady_seconds = args.steady_seconds or (20 if quick else 120)
+    args.events = args.events or (2000 if args.quick else 10000)
+    args.drain_timeout = args.drain_timeout or (90 if args.quick else 200)
+    args.statement_events = args.statement_events or (100 if args.quick else 300)
+    args.steady_seconds = args.steady_seconds or (20 if args.quick else 120)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
-
     load = os.getloadavg()
     url = scratch_database("proc")
     with psycopg.connect(url, autocommit=True) as conn:
-        pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        pg_version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
         sync_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
-    print(
-        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"Python {platform.python_version()}, PostgreSQL {pg_version} (synchronous_commit {sync_commit})",
-        flush=True,
+    health_checks = os.environ.get("CONN_HEALTH_CHECKS", "unset (on)")
+    facts = (
+        f"Machine: {os.cpu_count()} cores, load average {load[0]:.2f} at the start; Python "
+        f"{platform.python_version()}, PostgreSQL {pg_version} (synchronous_commit {sync_commit}); "
+        f"{datetime.now(UTC):%Y-%m-%d}; code {_git_state()}, in-process entry point {drain_entry_point()}.\n"
+        f"Parameters: {args.events} webhooks; gunicorn {args.workers} sync workers, wrk -t{args.threads} "
+        f"-c{args.connections}, CONN_HEALTH_CHECKS {health_checks}; qcluster Q_WORKERS={args.q_workers}; "
+        f"{args.statement_events} events per topic for statements; steady window {args.steady_seconds:.0f} s at "
+        + (f"{args.steady_rate}/s" if args.steady_rate else f"{args.steady_fraction} x min(2-process drain, intake)")
+        + f", {args.steady_clients} sender threads."
     )
-    print(f"code: {_git_state()}; in-process pump entry point {drain_entry_point()}", flush=True)
-    print(
-        f"parameters: {args.events} events; gunicorn {args.workers} sync workers; wrk -t{args.threads} "
-        f"-c{args.connections}; qcluster Q_WORKERS={args.q_workers}; drain timeout {args.drain_timeout:.0f} s; "
-        f"{args.statement_events} events per topic for statements; steady {args.steady_seconds:.0f} s at "
-        f"{args.steady_rate or args.steady_fraction}{' /s' if args.steady_rate else ' x 2-process rate'}, "
-        f"{args.steady_clients} clients; CONN_HEALTH_CHECKS={os.environ.get('CONN_HEALTH_CHECKS', 'default (true)')}",
-        flush=True,
-    )
+    print(facts, flush=True)
 
     env = bench_env(url)
     _run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env)
@@ -1113,138 +1286,49 @@ def main() -> None:
         random.Random(args.seed), products=max(10, args.events // 40), customers=max(20, args.events // 20)
     )
     backlog = activity.mixed(args.events)
-    topics = Counter(w.topic for w in backlog)
-    sizes = [len(w.body) for w in backlog]
+    topics = Counter(webhook.topic for webhook in backlog)
+    sizes = [len(webhook.body) for webhook in backlog]
+    kinds = Counter(kind for kind, _ in activity.touched)
     print(
-        f"backlog: {len(backlog)} webhooks over {len(activity.touched)} distinct records "
-        f"(orders {sum(1 for k, _ in activity.touched if k == 'order')}, products {len(activity.products)}, "
-        f"variants {len(activity.variants)}, customers {len(activity.customers)}); body median "
-        f"{statistics.median(sizes):.0f} B, max {max(sizes)} B",
+        f"backlog: {len(backlog)} webhooks over {len(activity.touched)} distinct records ("
+        + ", ".join(f"{n} {kind}s" for kind, n in sorted(kinds.items()))
+        + f"); body median {statistics.median(sizes):.0f} B, max {max(sizes)} B\n  topics: "
+        + ", ".join(f"{topic} {topics[topic]}" for topic in TOPIC_MIX),
         flush=True,
     )
-    print("  topics: " + ", ".join(f"{topic} {topics[topic]}" for topic in TOPIC_MIX), flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="processing-bench-"))
     procs = Processes(workdir)
     try:
-        # 1. Intake with no worker running.
         intake = store_backlog(url, backlog, args, procs, workdir)
-        print(
-            f"intake (no worker): {intake.stored} of {intake.sent} events stored in {intake.span:.2f} s "
-            f"(first to last received_at) = {intake.rate:.1f} stored/s; wall clock to the last one "
-            f"{intake.wall:.2f} s; {intake.rejected} rejected deliveries, {intake.non2xx} non-2xx answers; "
-            f"wrk p50 {_ms(intake.p50_ms)} / p99 {_ms(intake.p99_ms)}",
-            flush=True,
-        )
-
-        # 2. Drain identical copies of the backlog with 1 and 2 qcluster processes.
-        copies = {n: _copy_database(url, _sibling_url(url, f"drain{n}")) for n in (1, 2)}
-        drains = {}
-        for n, copy_url in copies.items():
-            drain = drain_backlog(copy_url, n, args, procs)
-            drains[n] = drain
-            after_first = drain.rate_after_first
+        report_intake(intake)
+        # Both rounds drain an identical copy of the stored backlog.
+        copies = [(n, _copy_database(url, _sibling_url(url, f"drain{n}"))) for n in (1, 2)]
+        drains = []
+        for n, copy_url in copies:
+            drains.append(drain_backlog(copy_url, n, args, procs))
+            report_drain(drains[-1], intake)
+        rows = count_statements(empty_url, args.statement_events, args.seed)
+        report_statements(rows)
+        capacity = min(drains[-1].rate, intake.rate)
+        rate = args.steady_rate or max(1.0, capacity * args.steady_fraction)
+        if not args.steady_rate:
             print(
-                f"drain, {n} qcluster{'s' if n > 1 else ''}: {drain.done} of {drain.total} events finished in "
-                f"{drain.elapsed:.1f} s{' (TIMED OUT)' if drain.timed_out else ''} = {drain.rate:.1f} events/s "
-                f"from the workers' start; first event after {_s(drain.first_done_after)}"
-                + (f", {after_first:.1f}/s after it" if after_first else "")
-                + f"; first to last processed_at {_s(drain.processed_span)}; ratio to intake "
-                f"{drain.rate / intake.rate if intake.rate else 0:.2f} (target >= 0.5)\n"
-                f"  final statuses: {_statuses_text(drain.statuses)}",
+                f"steady rate: {args.steady_fraction} x {capacity:.1f}/s (the lower of the 2-process drain rate "
+                f"{drains[-1].rate:.1f}/s and the intake rate {intake.rate:.1f}/s) = {rate:.1f}/s",
                 flush=True,
             )
-        for copy_url in copies.values():
-            if copy_url != copies[2]:
-                _drop_database(copy_url)
-
-        # 3. Statements per event, per topic, in this process.
-        statements = count_statements(empty_url, args.statement_events, args.seed)
-        print("statements per event, in process (Django's cursor; savepoints = SAVEPOINT + RELEASE + ROLLBACK TO):")
-        for row in statements:
-            print(
-                f"  {row.topic:24} {row.per_event():5.1f} statements/event ({row.per_event(*SAVEPOINT_KINDS):4.1f} "
-                f"savepoint, {row.per_event('SELECT'):4.1f} SELECT, {row.per_event('INSERT'):4.1f} INSERT, "
-                f"{row.per_event('UPDATE'):4.1f} UPDATE, {row.per_event('DELETE'):3.1f} DELETE, "
-                f"{row.per_event('OTHER'):3.1f} other); "
-                f"{row.transactions / row.done if row.done else 0:4.1f} commits/event; "
-                f"{row.seconds * 1000 / row.done if row.done else 0:5.1f} ms/event; "
-                f"{row.done} of {row.events} done over {row.records} records"
-                + (f", {row.unfinished} UNFINISHED" if row.unfinished else ""),
-                flush=True,
-            )
-
-        # 4. Steady load at a fraction of the 2-process capacity.
-        rate = args.steady_rate or max(1.0, drains[2].rate * args.steady_fraction)
         steady = steady_load(empty_url, activity, rate, args, procs)
-        means = steady.third_means()
-        slope = steady.slope()
-        p50, p95, p99 = (steady.percentile(q) for q in (0.50, 0.95, 0.99))
-        print(
-            f"steady load: {steady.sent} webhooks at {steady.rate:.1f}/s for {steady.seconds:.0f} s with 2 qclusters "
-            f"(achieved {steady.achieved_rate:.1f}/s, worst send {steady.max_late * 1000:.0f} ms late; answers "
-            f"{dict(steady.answered)}); workers ready after {_s(steady.ready_after)}",
-            flush=True,
-        )
-        print("  backlog every 5 s: " + " ".join(str(backlog) for _, backlog in steady.samples), flush=True)
-        if means:
-            print(
-                f"  backlog mean first third {means[0]:.1f}, last third {means[1]:.1f}, trend "
-                f"{slope if slope is not None else 0:+.2f} events/s: {'flat' if steady.flat else 'GROWING'}",
-                flush=True,
-            )
-        print(
-            f"  received -> processed for {len(steady.latencies)} events: p50 {_s(p50)}, p95 {_s(p95)}, p99 {_s(p99)} "
-            f"(target p95 < 2 s: {'met' if p95 is not None and p95 < 2 else 'NOT met'}); "
-            f"statuses {_statuses_text(steady.statuses)}",
-            flush=True,
-        )
+        report_steady(steady)
     finally:
         procs.stop_all()
-
-    logged = {path.name: path.stat().st_size for path in workdir.glob("*.log") if path.stat().st_size}
-    if logged:
-        print(f"process logs with output ({workdir}): {logged}")
-
-    # Summary for docs/benchmarks.md.
-    d1, d2 = drains[1], drains[2]
-    print("\n----- summary (for docs/benchmarks.md) -----")
-    print(
-        f"Machine: {os.cpu_count()} cores (load average {load[0]:.1f} at the start), Python "
-        f"{platform.python_version()}, PostgreSQL {pg_version}, {datetime.now(UTC):%Y-%m-%d}; code {_git_state()}."
-    )
-    print(
-        f"Parameters: {args.events} webhooks; gunicorn {args.workers} sync workers, wrk -t{args.threads} "
-        f"-c{args.connections}; qcluster Q_WORKERS={args.q_workers}; steady window {args.steady_seconds:.0f} s.\n"
-    )
-    print("| measure | figure |")
-    print("| --- | --- |")
-    print(f"| intake, no worker running | {intake.rate:.0f} stored/s ({intake.stored} of {intake.sent} events) |")
-    for drain in (d1, d2):
-        print(
-            f"| drain, {drain.qclusters} qcluster{'s' if drain.qclusters > 1 else ''} | {drain.rate:.1f} events/s"
-            f"{' (timed out)' if drain.timed_out else ''}, **{drain.rate / intake.rate if intake.rate else 0:.2f}x "
-            f"intake** (target >= 0.5); first event after {_s(drain.first_done_after)}; "
-            f"{_statuses_text(drain.statuses)} |"
-        )
-    if means:
-        print(
-            f"| steady load, {steady.rate:.1f}/s ({args.steady_fraction if not args.steady_rate else 'fixed'} "
-            f"of 2-process rate) for {steady.seconds:.0f} s | backlog {means[0]:.1f} → {means[1]:.1f} "
-            f"({'flat' if steady.flat else 'growing'}); latency p50 {_s(p50)} / p95 {_s(p95)} / p99 {_s(p99)} "
-            f"(p95 < 2 s: {'met' if p95 is not None and p95 < 2 else 'not met'}) |"
-        )
-    print()
-    print(
-        "| topic | statements/event | savepoint stmts | SELECT | INSERT | UPDATE | commits/event | ms/event (in process) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for row in statements:
-        print(
-            f"| {row.topic} | {row.per_event():.1f} | {row.per_event(*SAVEPOINT_KINDS):.1f} | "
-            f"{row.per_event('SELECT'):.1f} | {row.per_event('INSERT'):.1f} | {row.per_event('UPDATE'):.1f} | "
-            f"{row.transactions / row.done if row.done else 0:.1f} | {row.seconds * 1000 / row.done if row.done else 0:.1f} |"
-        )
+    troubled = [
+        path.name
+        for path in sorted(workdir.glob("*.log"))
+        if re.search(r"Traceback|ERROR|CRITICAL", path.read_text(errors="replace"))
+    ]
+    print(f"process logs in {workdir}" + (f"; errors logged by {', '.join(troubled)}" if troubled else ""))
+    print_summary(facts, args, intake, drains, rows, steady)
 
 
 if __name__ == "__main__":
