@@ -252,11 +252,9 @@ def write_outcomes(outcomes: list[Outcome], *, pump: str) -> None:
     if settled != len(rows):
         raise LostClaim(f"pump {pump} settled {settled} of {len(rows)} events: the others were taken from it")
     runs = [run for outcome in outcomes for run in outcome.runs]
+    # A job seen for the first time always runs (it is due), so it is stored with its outcome.
     new_jobs = [run.job for run in runs if run.source is None]
     if new_jobs:
-        if any(job.status == Job.Status.PENDING for job in new_jobs):
-            # A pending job was not run (not due): nothing to write for it yet.
-            new_jobs = [job for job in new_jobs if job.status != Job.Status.PENDING]
         Job.objects.bulk_create(new_jobs)
     changed = [
         (run.job.pk, run.source, run.job.status, {name: getattr(run.job, name) for name in JOB_FIELDS})
