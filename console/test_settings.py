@@ -27,7 +27,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # A file, not :memory:, so a real qcluster or web server started by a test (another process)
 # sees the same test database. pytest-xdist suffixes the name per worker.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-console.sqlite3")}  # noqa: F405
+    # TEST_DB_SUFFIX keeps two test runs in one checkout apart (e.g. two people, or CI and a shell).
+    _suffix = os.environ.get("TEST_DB_SUFFIX", "")
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-console{_suffix}.sqlite3")}  # noqa: F405
 # Static files come from the finders in tests; no collectstatic run is needed.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
