@@ -3,7 +3,7 @@
 from django.db.models import Count
 
 from console.models import AuditEntry
-from incidents.models import Incident
+from incidents.selectors import open_incidents_for
 from integrations.eventlog.dashboard import dashboard_stats
 from integrations.models import Shop
 
@@ -23,9 +23,8 @@ def build(user) -> dict:
     if user.has_perm("console.view_auditentry"):
         context["recent_audit"] = list(AuditEntry.objects.select_related("target_type").order_by("-id")[:8])
     if user.has_perm("incidents.view_status_board"):
-        context["open_incidents"] = list(
-            Incident.objects.exclude(status=Incident.Status.RESOLVED).order_by("severity", "-opened_at")[:5]
-        )
+        # Customer service sees exactly what the status board shows them, never an internal incident.
+        context["open_incidents"] = open_incidents_for(user)
     return context
 
 

@@ -1,5 +1,16 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+# What each severity means for merchants and shoppers, in words customer service can repeat.
+SEVERITY_FOR_CUSTOMERS = {
+    "sev1": "Orders cannot be completed or shipped right now. Customers are affected; tell them we are on it "
+    "and that their order is safe, and do not promise a time.",
+    "sev2": "Something customers can notice is slow or wrong (for example stock levels or order updates). "
+    "Orders still go through.",
+    "sev3": "Something behind the scenes is slow or failing. Customers should not notice yet.",
+    "sev4": "A small or internal problem. Nothing for customers to notice.",
+}
 
 
 class Incident(models.Model):
@@ -36,6 +47,10 @@ class Incident(models.Model):
     def severity_label(self) -> str:
         return self.get_severity_display().split(" ")[0]
 
+    @property
+    def severity_for_customers(self) -> str:
+        return SEVERITY_FOR_CUSTOMERS[self.severity]
+
 
 class IncidentUpdate(models.Model):
     """A status update. Customer service only ever sees confirmed updates meant for them."""
@@ -52,6 +67,9 @@ class IncidentUpdate(models.Model):
     )
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    next_update_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the next update was promised by; the board flags it once it passes."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -66,3 +84,7 @@ class IncidentUpdate(models.Model):
 
     def __str__(self) -> str:
         return self.body[:60]
+
+    @property
+    def next_update_overdue(self) -> bool:
+        return self.next_update_at is not None and self.next_update_at < timezone.now()

@@ -31,6 +31,7 @@ ACCESS = {
     "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
+    "incidents:list": {ANON: LOGIN, S: 200, CS: 302, A: 200},  # customer service goes to the board
     "events:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "events:poll": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "events:export": {ANON: LOGIN, S: 200, CS: 403, A: 200},

@@ -4,12 +4,14 @@ Idempotent: a second run finds everything in place and changes nothing.
 """
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from console import roles
 from incidents.models import Incident, IncidentUpdate
@@ -101,6 +103,7 @@ class Command(BaseCommand):
             confirmed=True,
             body=(
                 "Stock levels on the demo store may be up to 15 minutes behind. Orders are not affected. "
-                "Next update by 14:00 UTC."
+                "We will post the next update within the hour."
             ),
+            next_update_at=timezone.now() + timedelta(hours=1),
         )
