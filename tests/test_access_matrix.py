@@ -29,6 +29,7 @@ ACCESS = {
     "integrations:shop_detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "integrations:shop_create": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "integrations:shop_reinstall": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
     "incidents:list": {ANON: LOGIN, S: 200, CS: 302, A: 200},  # customer service goes to the board
@@ -52,6 +53,7 @@ ACCESS = {
 ACTIONS = {
     "integrations:shop_create": {S: 403, CS: 403},
     "integrations:shop_edit": {S: 403, CS: 403},
+    "integrations:shop_reinstall": {S: 403, CS: 403},
     "integrations:shop_secrets": {S: 403, CS: 403},
     "events:assign": {CS: 403},
     "events:tag": {CS: 403},
@@ -99,6 +101,7 @@ def url_for(db, admin_user):
         },
         "integrations:shop_detail": {"pk": shop.pk},
         "integrations:shop_edit": {"pk": shop.pk},
+        "integrations:shop_reinstall": {"pk": shop.pk},
         "integrations:shop_secrets": {"pk": shop.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))

@@ -36,12 +36,32 @@ class ShopCreateForm(forms.ModelForm):
 class ShopEditForm(forms.ModelForm):
     api_url = api_url_field()
     reason = forms.CharField(
-        required=False, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"})
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"}),
+        help_text="Required when you pause or resume the outbound queue.",
     )
 
     class Meta:
         model = Shop
         fields = ["name", "api_url", "api_version", "queue_paused"]
+
+    def clean(self):
+        data = super().clean()
+        pausing = "queue_paused" in self.changed_data
+        if pausing and not (data.get("reason") or "").strip():
+            verb = "pause" if data.get("queue_paused") else "resume"
+            self.add_error("reason", f"Say why you {verb} the queue: the reason is kept in the audit trail.")
+        return data
+
+
+class ReinstallForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. the merchant reinstalled the app on 3 May"}),
+        help_text="Kept in the audit trail.",
+    )
 
 
 class ShopSecretsForm(forms.Form):

@@ -64,6 +64,8 @@ def update_shop(*, by, shop: Shop, changes: dict, reason: str = "", request=None
         raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
     with transaction.atomic():
         shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        if "queue_paused" in changes and changes["queue_paused"] != shop.queue_paused and not reason.strip():
+            raise ValueError("Pausing or resuming a shop's queue needs a reason (kept in the audit trail).")
         before = _snapshot(shop)
         for field, value in changes.items():
             setattr(shop, field, value)
@@ -126,6 +128,27 @@ def mark_shop_uninstalled(*, shop_id: int, at, reason: str, by=None) -> bool:
         shop.state, shop.state_changed_at = Shop.State.UNINSTALLED, at
         _save_audited(shop, before, by=by, verb="shop.uninstalled", reason=reason, request=None)
     return True
+
+
+def with_sending_while_uninstalled(shops):
+    """Annotate `sending_while_uninstalled`: an uninstalled shop with a verified webhook received
+    after its uninstall (one EXISTS per row, computed in the same query)."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from integrations.models import Event
+
+    later = Event.objects.filter(shop=OuterRef("pk"), received_at__gt=OuterRef("state_changed_at"))
+    return shops.annotate(sending_while_uninstalled=Exists(later.filter()) & Q(state=Shop.State.UNINSTALLED))
+
+
+def webhooks_since_uninstall(shop: Shop) -> int:
+    """Verified webhooks an uninstalled shop sent after its uninstall: Shopify only signs webhooks
+    for an installed app, so any at all means the app was reinstalled and nobody told the console.
+    Counted up to 1,000 (a cap keeps the count cheap; "1000" then reads "1000 or more")."""
+    if shop.state != Shop.State.UNINSTALLED or shop.state_changed_at is None:
+        return 0
+    since = shop.events.filter(received_at__gt=shop.state_changed_at).order_by().values("id")[:1000]
+    return since.count()
 
 
 def mark_shop_reinstalled(*, shop: Shop, by, reason: str, at=None, request=None) -> bool:

@@ -8,5 +8,6 @@ urlpatterns = [
     path("new/", views.shop_create, name="shop_create"),
     path("<int:pk>/", views.shop_detail, name="shop_detail"),
     path("<int:pk>/edit/", views.shop_edit, name="shop_edit"),
+    path("<int:pk>/reinstall/", views.shop_reinstall, name="shop_reinstall"),
     path("<int:pk>/secrets/", views.shop_secrets, name="shop_secrets"),
 ]

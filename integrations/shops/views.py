@@ -2,19 +2,20 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.access import require_perm
 from console.models import AuditEntry
 from integrations.models import Shop
 from integrations.shops import services
-from integrations.shops.forms import ShopCreateForm, ShopEditForm, ShopSecretsForm
+from integrations.shops.forms import ReinstallForm, ShopCreateForm, ShopEditForm, ShopSecretsForm
 
 
 @require_GET
 @require_perm("integrations.view_shop")
 def shop_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "integrations/shop_list.html", {"shops": Shop.objects.all()})
+    shops = services.with_sending_while_uninstalled(Shop.objects.all())
+    return render(request, "integrations/shop_list.html", {"shops": shops})
 
 
 @require_GET
@@ -22,7 +23,30 @@ def shop_list(request: HttpRequest) -> HttpResponse:
 def shop_detail(request: HttpRequest, pk: int) -> HttpResponse:
     shop = get_object_or_404(Shop, pk=pk)
     history = AuditEntry.objects.for_object(shop).order_by("-id")[:10]
-    return render(request, "integrations/shop_detail.html", {"shop": shop, "history": history})
+    context = {
+        "shop": shop,
+        "history": history,
+        "sent_since_uninstall": services.webhooks_since_uninstall(shop),
+        "reinstall_form": ReinstallForm() if request.user.has_perm("integrations.change_shop") else None,
+    }
+    return render(request, "integrations/shop_detail.html", context)
+
+
+@require_POST
+@require_perm("integrations.change_shop")
+def shop_reinstall(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin marks an uninstalled shop installed again, with the reason."""
+    shop = get_object_or_404(Shop, pk=pk)
+    form = ReinstallForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the shop is marked reinstalled (kept in the audit trail).")
+    elif services.mark_shop_reinstalled(
+        shop=shop, by=request.user, reason=form.cleaned_data["reason"], request=request
+    ):
+        messages.success(request, f"{shop.domain} is marked installed again.")
+    else:
+        messages.error(request, f"{shop.domain} is not uninstalled: nothing changed.")
+    return redirect("integrations:shop_detail", pk=shop.pk)
 
 
 @require_http_methods(["GET", "POST"])

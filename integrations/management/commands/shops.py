@@ -20,12 +20,37 @@ class Command(BaseCommand):
         add.add_argument("--api-version", default="", help="API version, YYYY-MM (default: the console's).")
         add.add_argument("--name", default="")
         sub.add_parser("list", help="List shops (secrets masked).")
+        reinstall = sub.add_parser("reinstall", help="Mark an uninstalled shop installed again (audited).")
+        reinstall.add_argument("domain")
+        reinstall.add_argument("--reason", required=True, help="Why (kept in the audit trail).")
+        reinstall.add_argument("--user", required=True, help="The admin doing it.")
 
     def handle(self, *args, action, **options):
         if action == "add":
             self._add(**options)
+        elif action == "reinstall":
+            self._reinstall(options["domain"], reason=options["reason"], username=options["user"])
         else:
             self._list()
+
+    def _reinstall(self, domain: str, *, reason: str, username: str) -> None:
+        from django.contrib.auth import get_user_model
+
+        from integrations.shops.services import mark_shop_reinstalled
+
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None or not user.has_perm("integrations.change_shop"):
+            raise CommandError(f"{username!r} is not an active admin: only admins change a shop's state.")
+        shop = Shop.objects.filter(domain=domain.strip().lower()).first()
+        if shop is None:
+            raise CommandError(f"No shop {domain}.")
+        try:
+            changed = mark_shop_reinstalled(shop=shop, by=user, reason=reason)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if not changed:
+            raise CommandError(f"{shop.domain} is not uninstalled: nothing changed.")
+        self.stdout.write(self.style.SUCCESS(f"{shop.domain} is marked installed again."))
 
     def _add(self, *, domain, webhook_secret, access_token, api_url, api_version, name, **_):
         if Shop.objects.filter(domain=domain.strip().lower()).exists():
