@@ -4,8 +4,10 @@ from django.urls import reverse
 NAVIGATION = [
     ("Dashboard", "dashboard", None),
     ("Events", "events:list", "integrations.view_event"),
+    ("Incidents", "incidents:list", "incidents.view_incident"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),
+    ("Privacy", "privacy:list", "integrations.view_privacyrequest"),
     ("Audit trail", "audit_list", "console.view_auditentry"),
 ]
 

@@ -32,6 +32,7 @@ _ADMIN = _SUPPORT | {
     "integrations.add_shop",
     "integrations.change_shop",
     "integrations.manage_shop_secrets",
+    "integrations.export_privacy_data",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -19,5 +19,6 @@ urlpatterns = [
     path("shops/", include("integrations.shops.urls")),
     path("events/", include("integrations.eventlog.urls")),
     path("incidents/", include("incidents.urls")),
+    path("privacy/", include("integrations.privacy.urls")),
     path("admin/", admin.site.urls),
 ]

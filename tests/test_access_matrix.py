@@ -6,10 +6,11 @@ that is not added here fails `test_every_url_is_in_the_matrix`, so nobody ships 
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from console import roles
 from console.audit import record_action
-from integrations.models import SavedView
+from integrations.models import PrivacyRequest, SavedView
 from tests.factories import DeliveryFactory, EventFactory, ShopFactory
 
 ANON = "anonymous"
@@ -33,6 +34,8 @@ ACCESS = {
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
     "incidents:list": {ANON: LOGIN, S: 200, CS: 302, A: 200},  # customer service goes to the board
+    "privacy:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "privacy:export": {ANON: LOGIN, S: 403, CS: 403, A: 404},  # admins only; 404: this one has no export
     "events:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "events:poll": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "events:export": {ANON: LOGIN, S: 200, CS: 403, A: 200},
@@ -90,6 +93,9 @@ def url_for(db, admin_user):
     event = EventFactory(shop=shop)
     rejected = DeliveryFactory(event=None)
     saved = SavedView.objects.create(user=admin_user, name="failed", query="status=failed")
+    privacy = PrivacyRequest.objects.create(
+        shop=shop, event=EventFactory(shop=shop), kind=PrivacyRequest.Kind.CUSTOMER_REDACT, due_at=timezone.now()
+    )
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
         "events:detail": {"pk": event.pk},
@@ -102,6 +108,7 @@ def url_for(db, admin_user):
         "integrations:shop_detail": {"pk": shop.pk},
         "integrations:shop_edit": {"pk": shop.pk},
         "integrations:shop_reinstall": {"pk": shop.pk},
+        "privacy:export": {"pk": privacy.pk},
         "integrations:shop_secrets": {"pk": shop.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))

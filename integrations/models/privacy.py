@@ -31,6 +31,7 @@ class PrivacyRequest(models.Model):
     export = models.JSONField(null=True, blank=True)
 
     class Meta:
+        permissions = [("export_privacy_data", "Can download a customer data-request export")]
         indexes = [models.Index(fields=["due_at"], name="int_privacy_open_idx", condition=models.Q(state="pending"))]
         constraints = [
             models.CheckConstraint(
