@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 run: export DEBUG := true
 run: $(VENV)/.installed
+	$(PY) manage.py dev_env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --password "$(DEMO_PASSWORD)" --simulator-url http://127.0.0.1:$(SIMULATOR_PORT)
 	exec $(PY) manage.py devstack --port $(PORT) --simulator-port $(SIMULATOR_PORT) --password-hint "$(DEMO_PASSWORD)"
