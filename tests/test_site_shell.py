@@ -24,8 +24,9 @@ def test_navigation_follows_the_role(client, support_user, service_user, admin_u
         return re.findall(r"<li><a href=\"[^\"]+\"[^>]*>([^<]+)</a></li>", html)
 
     assert nav(service_user) == ["Dashboard", "Status board"]
-    assert nav(support_user) == ["Dashboard", "Events", "Status board", "Shops", "Audit trail"]
-    assert nav(admin_user) == ["Dashboard", "Events", "Status board", "Shops", "Audit trail"]
+    staff_nav = ["Dashboard", "Events", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"]
+    assert nav(support_user) == staff_nav
+    assert nav(admin_user) == staff_nav
 
 
 def test_relative_times_carry_the_exact_time(client, service_user):
