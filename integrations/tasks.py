@@ -4,7 +4,8 @@ Event processing does not run as queued tasks: every qcluster worker process sta
 pump in a thread when it spawns (`start_worker_pump`, connected to django-q2's post_spawn), so
 pumps scale with worker processes, clusters and machines, and the receiver never enqueues
 anything per webhook. The once-a-minute `ensure_pump` schedule restarts a pump thread that died,
-gives back the claims of pumps that stopped (on any machine), and forgets long-dead pumps.
+gives back the claims of pumps that stopped (on any machine), forgets long-dead pumps, and
+deletes rejected deliveries past WEBHOOK_REJECTED_RETENTION_DAYS.
 """
 
 import logging
@@ -14,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from integrations.inbound.retention import purge_rejected_deliveries
 from integrations.models import WorkerHeartbeat
 from integrations.processing.claims import recover_lost_claims
 from integrations.processing.pump import Pump
@@ -54,10 +56,12 @@ def _run_pump(tag: str) -> None:
 
 
 def ensure_pump() -> None:
-    """Scheduled every minute: this worker's pump is alive, lost claims are recovered anywhere."""
+    """Scheduled every minute: this worker's pump is alive, lost claims are recovered anywhere,
+    old rejected deliveries are deleted (a few batches a minute)."""
     start_worker_pump()
     recover_lost_claims()
     WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - FORGET_PUMPS_AFTER).delete()
+    purge_rejected_deliveries()
 
 
 def pump_events(run_seconds: float | None = None, hand_over: bool = False) -> int:

@@ -3,9 +3,17 @@
 On PostgreSQL one prepared statement (a CTE) upserts the Event and inserts the Delivery; on
 SQLite two statements run in one transaction. Plans are built once per process from the models'
 metadata, so a field added with a default needs no change here.
+
+Shopify gives up on a webhook after 5 s, so the receiver's database work runs under a deadline
+(`receiver_time_limit`, WEBHOOK_DB_TIMEOUT_SECONDS): SQLite's busy timeout and PostgreSQL's
+statement and lock timeouts are set to what is left of it and restored afterwards. A database
+that cannot answer in time costs a 503, which Shopify retries.
 """
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 
 import psycopg
 from django.conf import settings
@@ -15,27 +23,31 @@ from psycopg import sql
 from integrations.models import Delivery, Event
 
 
-def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[int, str]:
+def store_verified_delivery(
+    event_fields: dict, delivery_fields: dict, *, deadline: float | None = None
+) -> tuple[int, str]:
     """Upsert the Event and insert the Delivery atomically; returns (event id, outcome).
 
     A first delivery creates the Event (outcome "accepted"); a later one with the same
     (shop, webhook id) raises its delivery_count (outcome "duplicate") and is never processed
-    again. The unique constraint makes this hold for concurrent duplicates too.
+    again. The unique constraint makes this hold for concurrent duplicates too. With a
+    `deadline` (a time.perf_counter() value), waiting on the database past it raises DatabaseError.
     """
     db = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy: resolved once, not per use
     if db.vendor == "postgresql":
         db.close_if_health_check_failed()  # what Django's own cursor() would check
         db.ensure_connection()
         plan = _insert_plan(db)
+        timeout = None if deadline is None else _remaining_ms(deadline)
         try:
-            return _execute_postgres(db, plan, plan.params(event_fields, delivery_fields))
+            return _execute_postgres(db, plan, plan.params(event_fields, delivery_fields), timeout)
         except DatabaseError:
-            # Whatever failed (an outage, or a prepared statement a migration made stale), the
-            # next webhook starts on a fresh connection rather than failing the same way.
+            # Whatever failed (an outage, a timeout, or a prepared statement a migration made
+            # stale), the next webhook starts on a fresh connection rather than failing the same way.
             db.close()
             raise
     plan = _insert_plan(db)
-    with transaction.atomic(using=db.alias), db.cursor() as cursor:
+    with receiver_time_limit(deadline), transaction.atomic(using=db.alias), db.cursor() as cursor:
         cursor.execute(plan.upsert, plan.event.params(event_fields))
         event_id, count = cursor.fetchone()
         outcome = "accepted" if count == 1 else "duplicate"
@@ -48,8 +60,54 @@ def store_verified_delivery(event_fields: dict, delivery_fields: dict) -> tuple[
 
 DUPLICATE_REASON = "already received: not processed again"
 
+_SET_TIMEOUTS = "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)"
+_LOCAL_TIMEOUTS = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)"
+_RESETS = ("RESET statement_timeout", "RESET lock_timeout")
 
-def _execute_postgres(db, plan: "_PostgresPlan", params: dict) -> tuple[int, str]:
+
+def _remaining_ms(deadline: float) -> int:
+    # At least 1 ms: 0 would mean "no limit" to both databases.
+    return max(int((deadline - time.perf_counter()) * 1000), 1)
+
+
+@contextlib.contextmanager
+def receiver_time_limit(deadline: float | None) -> Iterator[None]:
+    """Statements in the block wait on the database (a lock, a slow disk) no longer than until
+    `deadline` (a time.perf_counter() value); past it they raise DatabaseError. SQLite: the
+    connection's busy timeout; PostgreSQL: statement_timeout and lock_timeout. Both are put back
+    afterwards, so the rest of the request (and the next one on this connection) is unaffected."""
+    if deadline is None:
+        yield
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()  # bounded by the connect timeout (settings: DATABASE_CONNECT_TIMEOUT)
+    if db.vendor == "sqlite":
+        raw = db.connection
+        previous = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+        # Never longer than the connection's own timeout (SQLITE_BUSY_TIMEOUT) either.
+        raw.execute(f"PRAGMA busy_timeout = {min(_remaining_ms(deadline), previous or sys.maxsize)}")
+        try:
+            yield
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {previous}")
+        return
+    if db.vendor != "postgresql":
+        yield
+        return
+    ms = str(_remaining_ms(deadline))
+    with db.cursor() as cursor:
+        cursor.execute(_SET_TIMEOUTS, [ms, ms])
+    try:
+        yield
+    finally:
+        try:
+            with db.cursor() as cursor:
+                cursor.execute("; ".join(_RESETS))
+        except DatabaseError:
+            db.close()  # the timeouts must not outlive the block; a new connection starts without them
+
+
+def _execute_postgres(db, plan: "_PostgresPlan", params: dict, timeout_ms: int | None = None) -> tuple[int, str]:
     raw = db.connection
     # A server-side prepared statement: PostgreSQL parses and plans it once per connection, not
     # once per webhook (that was most of its database time). Django opens connections with
@@ -63,7 +121,19 @@ def _execute_postgres(db, plan: "_PostgresPlan", params: dict) -> tuple[int, str
         raw.prepare_threshold = sys.maxsize  # explicit prepare=True only, never automatic
     try:
         with db.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.execute(plan.statement, params, prepare=prepare)
+            if timeout_ms is None:
+                cursor.execute(plan.statement, params, prepare=prepare)
+            else:
+                # The timeouts and the statement in one pipeline: still one round trip, and one
+                # implicit transaction, which the transaction-local timeouts end with. Inside an
+                # outer transaction (a caller's atomic block) they would outlast the statement,
+                # so there they are reset in the same pipeline.
+                with psycopg.Cursor(raw) as limits, raw.pipeline():
+                    limits.execute(_LOCAL_TIMEOUTS, [str(timeout_ms)] * 2, prepare=prepare)
+                    cursor.execute(plan.statement, params, prepare=prepare)
+                    if not raw.autocommit:
+                        for reset in _RESETS:
+                            limits.execute(reset)
             event_id, outcome = cursor.fetchone()
     finally:
         raw.prepare_threshold = previous

@@ -4,7 +4,14 @@ Every request becomes a Delivery row before we answer. A verified request also u
 (unique per shop and X-Shopify-Webhook-Id) in the same database round trip; nothing is parsed or
 processed here, so the receiver answers fast even when the worker is down or backlogged.
 Answers: 200 stored (new or duplicate), 401 rejected (unknown shop, missing header, bad
-signature), 413 too large, 405 wrong method, 503 when we could not store it (so Shopify retries).
+signature), 413 too large, 405 wrong method, 411 a chunked body this server cannot read, 503 when
+we could not store it in time (so Shopify retries).
+
+Whatever a request carries is recorded: every value is made storable first (`values`): text cut
+to its column, sizes clamped, a time out of range left empty (the raw headers keep it), an
+over-long webhook id mapped to a distinct stand-in. Anyone can post here, so a request that did
+not verify keeps only the start of its body (WEBHOOK_REJECTED_BODY_PREFIX_BYTES), with the whole
+body's size and hash.
 """
 
 import base64
@@ -15,18 +22,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.inbound.storage import store_verified_delivery
-from integrations.models import Delivery, Shop
+from integrations.inbound.storage import receiver_time_limit, store_verified_delivery
+from integrations.inbound.values import (
+    fit_text,
+    parse_storable_datetime,
+    storable_ip,
+    storable_size,
+    storable_text,
+)
+from integrations.models import Delivery, Event, Shop
+from integrations.models.inbound import storable_webhook_id
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +48,9 @@ HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 REQUIRED_HEADERS = ("X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id", HMAC_HEADER)
 REDACTED_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-shopify-access-token"}
 MAX_HEADER_VALUE = 1000
+# Kept whole in the stored headers: an over-long webhook id is stored as a stand-in (see
+# storable_webhook_id), and support needs the id Shopify sent.
+WHOLE_HEADERS = {"x-shopify-webhook-id", "shopify-webhook-id"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +66,7 @@ class _ShopCache:
         self._entries: dict[str, tuple[float, ShopSecrets]] = {}
         self._lock = threading.Lock()
 
-    def get(self, domain: str) -> ShopSecrets | None:
+    def get(self, domain: str, deadline: float | None = None) -> ShopSecrets | None:
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(domain)
@@ -59,7 +75,8 @@ class _ShopCache:
         shop = Shop.objects.filter(domain=domain).only(
             "id", "webhook_secret", "previous_webhook_secret", "previous_secret_retire_at"
         )
-        shop = shop.first()
+        with receiver_time_limit(deadline):
+            shop = shop.first()
         if shop is None:
             return None  # unknown shops are not cached: registering one takes effect at once
         entry = ShopSecrets(id=shop.id, secrets=tuple(shop.verifying_secrets()))
@@ -80,22 +97,20 @@ class _ShopCache:
 shop_cache = _ShopCache()
 
 
-def _storable(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; a hostile header must still be recorded, not crash us.
-    return value.replace("\x00", "\ufffd")
-
-
 @functools.cache
 def _meta_keys(name: str) -> tuple[str, str]:
     key = "HTTP_" + name.upper().replace("-", "_")
     return key, key.replace("HTTP_X_", "HTTP_", 1)
 
 
-def header(request: HttpRequest, name: str) -> str:
+def raw_header(request: HttpRequest, name: str) -> str:
     # Straight from the WSGI environ: request.headers would build a case-insensitive copy first.
     with_prefix, without_prefix = _meta_keys(name)
-    value = request.META.get(with_prefix) or request.META.get(without_prefix) or ""
-    return _storable(value.strip()[:MAX_HEADER_VALUE])
+    return (request.META.get(with_prefix) or request.META.get(without_prefix) or "").strip()
+
+
+def header(request: HttpRequest, name: str) -> str:
+    return storable_text(raw_header(request, name)[:MAX_HEADER_VALUE])
 
 
 def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> bool:
@@ -112,69 +127,83 @@ def redacted_headers(request: HttpRequest) -> dict[str, str]:
     for name, value in request.headers.items():
         lowered = name.lower()
         secretish = lowered in REDACTED_HEADERS or "secret" in lowered or "token" in lowered
-        headers[_storable(name)] = "[redacted]" if secretish else _storable(value[:MAX_HEADER_VALUE])
+        kept = value if lowered in WHOLE_HEADERS else value[:MAX_HEADER_VALUE]
+        headers[storable_text(name[:MAX_HEADER_VALUE])] = "[redacted]" if secretish else storable_text(kept)
     return headers
 
 
-def _parse_triggered_at(value: str) -> datetime | None:
-    if not value:
-        return None
-    # Shopify sends nanoseconds (…57.290670248Z); Python keeps microseconds.
-    trimmed = value
-    if "." in value:
-        head, _, tail = value.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits) :]
-        trimmed = f"{head}.{digits[:6]}{zone}"
-    try:
-        parsed = parse_datetime(trimmed.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
-    return parsed
+def kept_body(body: bytes | None) -> dict:
+    """What a Delivery that did not verify keeps of its body: the first
+    WEBHOOK_REJECTED_BODY_PREFIX_BYTES, and the whole body's SHA-256."""
+    if body is None:
+        return {"body": None}
+    prefix = max(settings.WEBHOOK_REJECTED_BODY_PREFIX_BYTES, 0)
+    return {
+        "body": body[:prefix],
+        "body_truncated": len(body) > prefix,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+    }
 
 
 @csrf_exempt
 @login_not_required
 def receive_webhook(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
+    # Everything the receiver waits on the database for (shop lookup, insert) ends by this.
+    deadline = started + settings.WEBHOOK_DB_TIMEOUT_SECONDS
     received_at = timezone.now()
     limit = settings.WEBHOOK_MAX_BODY_BYTES
-    base = {
-        "received_at": received_at,
-        "shop_domain": header(request, "X-Shopify-Shop-Domain").lower()[:255],
-        "topic": header(request, "X-Shopify-Topic")[:100],
-        "webhook_id": header(request, "X-Shopify-Webhook-Id")[:100],
-        "headers": redacted_headers(request),
-        "source_ip": request.META.get("REMOTE_ADDR") or None,
-    }
+    base = fit_text(
+        Delivery,
+        {
+            "received_at": received_at,
+            "shop_domain": header(request, "X-Shopify-Shop-Domain").lower(),
+            "topic": header(request, "X-Shopify-Topic"),
+            "webhook_id": storable_webhook_id(raw_header(request, "X-Shopify-Webhook-Id")),
+            "headers": redacted_headers(request),
+            "source_ip": storable_ip(request.META.get("REMOTE_ADDR")),
+        },
+    )
 
     def reject(status: int, outcome: str, reason: str, body: bytes | None, size: int, **extra) -> JsonResponse:
         row = Delivery(
-            **base,
-            **extra,
-            body=body,
-            body_size=size,
-            outcome=outcome,
-            response_status=status,
-            reason=reason,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            **fit_text(
+                Delivery,
+                {
+                    **base,
+                    **extra,
+                    **kept_body(body),
+                    "body_size": storable_size(size),
+                    "outcome": outcome,
+                    "response_status": status,
+                    "reason": storable_text(reason),
+                    "duration_ms": (time.perf_counter() - started) * 1000,
+                },
+            )
         )
         try:
-            row.save(force_insert=True)
+            with receiver_time_limit(deadline):
+                row.save(force_insert=True)
         except DatabaseError:
             logger.exception("could not record a rejected webhook delivery")
             return _unavailable()
-        return JsonResponse({"error": reason}, status=status)
+        return JsonResponse({"error": reason[:1000]}, status=status)
 
     declared = _content_length(request)
     if declared is not None and declared > limit:
-        return reject(
-            413, Delivery.Outcome.TOO_LARGE, f"body of {declared} bytes exceeds the {limit}-byte limit", None, declared
-        )
+        sent = request.META["CONTENT_LENGTH"].strip()
+        reason = f"body of {sent[:40]}{'…' if len(sent) > 40 else ''} bytes exceeds the {limit}-byte limit"
+        return reject(413, Delivery.Outcome.TOO_LARGE, reason, None, declared)
+    read = request.read
+    if declared is None and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # No Content-Length: Django reads no body at all. A server that decodes chunked bodies
+        # says so (gunicorn does); with any other, the length is unknowable.
+        if not request.META.get("wsgi.input_terminated"):
+            reason = "chunked body without Content-Length, which this server cannot read: send Content-Length"
+            return reject(411, Delivery.Outcome.REJECTED, reason, None, 0)
+        read = functools.partial(_read_to_end, request.META["wsgi.input"])
     try:
-        body = request.read(limit + 1)
+        body = read(limit + 1)
     except OSError:
         logger.warning("client went away while sending a webhook body")
         return reject(400, Delivery.Outcome.REJECTED, "could not read the request body", None, 0)
@@ -196,7 +225,7 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
     if missing:
         return reject(401, Delivery.Outcome.REJECTED, f"missing header {', '.join(missing)}", body, len(body))
     try:
-        shop = shop_cache.get(base["shop_domain"])
+        shop = shop_cache.get(base["shop_domain"], deadline)
     except DatabaseError:
         logger.exception("shop lookup failed while receiving a webhook")
         return _unavailable()
@@ -215,27 +244,30 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
             signature_valid=False,
         )
 
-    event_fields = {
-        "shop_id": shop.id,
-        "webhook_id": base["webhook_id"],
-        "event_id": header(request, "X-Shopify-Event-Id")[:100],
-        "topic": base["topic"],
-        "api_version": header(request, "X-Shopify-API-Version")[:16],
-        "triggered_at": _parse_triggered_at(header(request, "X-Shopify-Triggered-At")),
-        "received_at": received_at,
-        "last_delivery_at": received_at,
-    }
+    event_fields = fit_text(
+        Event,
+        {
+            "shop_id": shop.id,
+            "webhook_id": base["webhook_id"],
+            "event_id": header(request, "X-Shopify-Event-Id"),
+            "topic": base["topic"],
+            "api_version": header(request, "X-Shopify-API-Version"),
+            "triggered_at": parse_storable_datetime(header(request, "X-Shopify-Triggered-At")),
+            "received_at": received_at,
+            "last_delivery_at": received_at,
+        },
+    )
     delivery_fields = {
         **base,
         "shop_id": shop.id,
         "body": body,
-        "body_size": len(body),
+        "body_size": storable_size(len(body)),
         "signature_valid": True,
         "response_status": 200,
         "duration_ms": (time.perf_counter() - started) * 1000,
     }
     try:
-        event_id, outcome = store_verified_delivery(event_fields, delivery_fields)
+        event_id, outcome = store_verified_delivery(event_fields, delivery_fields, deadline=deadline)
     except DatabaseError:
         logger.exception("could not store a verified webhook; answering 503 so Shopify retries")
         shop_cache.clear()  # in case the shop itself changed under the cache
@@ -247,10 +279,24 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
 
 
 def _content_length(request: HttpRequest) -> int | None:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or "")
-    except ValueError:
+    """The declared body size, None when absent or not a number. A number too long to convert
+    (Python refuses over 4300 digits) is larger than any limit anyway."""
+    declared = (request.META.get("CONTENT_LENGTH") or "").strip()
+    if not (declared.isascii() and declared.isdigit()):
         return None
+    return int(declared) if len(declared) <= 100 else 10**100
+
+
+def _read_to_end(stream, size: int) -> bytes:
+    """Up to `size` bytes of a stream the server ends itself (a decoded chunked body)."""
+    chunks, remaining = [], size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _unavailable() -> JsonResponse:

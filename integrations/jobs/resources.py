@@ -6,6 +6,8 @@ from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
 
+from integrations.inbound.values import storable_datetime
+
 
 @dataclass
 class Resource:
@@ -49,7 +51,12 @@ def describe_resource(topic: str, payload: dict) -> Resource:
 
 
 def shopify_time(value, *, required: bool = True) -> datetime | None:
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None and required:
-        raise ValueError(f"missing or unreadable updated_at: {value!r}")
-    return parsed
+    """A payload time, aware; None (or, when `required`, ValueError) when it is missing or outside
+    what the database and Python can both hold (see storable_datetime). A value shaped like a
+    date that is none (Feb 30) raises ValueError either way."""
+    parsed = parse_datetime(value) if isinstance(value, str) else None  # ValueError: not a date at all
+    storable = storable_datetime(parsed)
+    if storable is None and required:
+        problem = "out of range" if parsed is not None else "missing or unreadable"
+        raise ValueError(f"{problem} updated_at: {str(value)[:100]!r}")
+    return storable

@@ -1,10 +1,14 @@
 """What arrived from Shopify: every HTTP request (Delivery) and the webhook event it carries (Event)."""
 
+import hashlib
+
 from django.db import models
 from django.utils import timezone
 
 from integrations.models.shops import Shop
 from integrations.models.states import StateMachine
+
+WEBHOOK_ID_LENGTH = 100  # Event.webhook_id and Delivery.webhook_id
 
 
 class Event(models.Model):
@@ -33,7 +37,7 @@ class Event(models.Model):
 
     # Not indexed on its own: the unique (shop, webhook_id) and (shop, -id) indexes lead with it.
     shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="events", db_index=False)
-    webhook_id = models.CharField(max_length=100)
+    webhook_id = models.CharField(max_length=WEBHOOK_ID_LENGTH)  # see storable_webhook_id
     event_id = models.CharField(max_length=100, blank=True)
     topic = models.CharField(max_length=100)
     api_version = models.CharField(max_length=16, blank=True)
@@ -154,10 +158,24 @@ Event.TRIAGE = StateMachine(
 Event.IN_FLIGHT_STATUSES = (Status.QUEUED, Status.CLAIMED, Status.RETRY_WAIT)
 
 
+def storable_webhook_id(webhook_id: str) -> str:
+    """The webhook id as Event and Delivery store it: itself when it fits the column, else its
+    start and the SHA-256 of the whole id. Two different ids never become one Event (cutting
+    them to the column would merge ids that share a start), and a retry of the same long id still
+    finds its Event. The whole id stays in Delivery.headers."""
+    if len(webhook_id) <= WEBHOOK_ID_LENGTH and "\x00" not in webhook_id:
+        return webhook_id
+    digest = hashlib.sha256(webhook_id.encode("utf-8", "surrogatepass")).hexdigest()
+    start = webhook_id[: WEBHOOK_ID_LENGTH - len(digest) - 1].replace("\x00", "\ufffd")
+    return f"{start}~{digest}"
+
+
 def webhook_id_match(webhook_id: str) -> models.Q:
     """Events with this X-Shopify-Webhook-Id in any shop, found through the unique
     (shop, webhook_id) index: one probe per shop, and shops are few."""
-    return models.Q(shop_id__in=list(Shop.objects.values_list("id", flat=True)), webhook_id=webhook_id)
+    return models.Q(
+        shop_id__in=list(Shop.objects.values_list("id", flat=True)), webhook_id=storable_webhook_id(webhook_id)
+    )
 
 
 class Delivery(models.Model):
@@ -181,14 +199,19 @@ class Delivery(models.Model):
     )
     shop_domain = models.CharField(max_length=255, blank=True)
     topic = models.CharField(max_length=100, blank=True)
-    webhook_id = models.CharField(max_length=100, blank=True)
+    webhook_id = models.CharField(max_length=WEBHOOK_ID_LENGTH, blank=True)  # see storable_webhook_id
     # Indexed by (event, id) below, which also serves the foreign key.
     event = models.ForeignKey(
         Event, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries", db_index=False
     )
     headers = models.JSONField(default=dict)
+    # A request that did not verify keeps only the first WEBHOOK_REJECTED_BODY_PREFIX_BYTES of
+    # its body (anyone can send one), with the whole body's size and SHA-256; a verified one keeps
+    # its body whole (its hash is left empty: the body itself is there).
     body = models.BinaryField(null=True, blank=True)
-    body_size = models.PositiveIntegerField(default=0)
+    body_size = models.PositiveIntegerField(default=0)  # of the whole body as received (or declared)
+    body_sha256 = models.CharField(max_length=64, blank=True, default="", help_text="Of the whole body, hex.")
+    body_truncated = models.BooleanField(default=False, help_text="Only the start of the body is stored.")
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     signature_valid = models.BooleanField(null=True, help_text="None when never checked (unknown shop, no header).")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)

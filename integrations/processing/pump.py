@@ -183,6 +183,21 @@ class Pump:
         try:
             with transaction.atomic():
                 write_outcomes([outcome], pump=self.name)
+        except LostClaim:
+            logger.exception("could not mark event %s failed: another pump holds it now", event.pk)
+            return None
+        except Exception:
+            logger.exception("could not mark event %s failed as read; failing it without its resource", event.pk)
+        else:
+            return outcome
+        # The resource fields this run read from the payload may be what the database refused:
+        # fail the event without them rather than leave it claimed by a live pump.
+        for name in ("resource_gid", "resource_id", "resource_label", "resource_updated_at"):
+            setattr(event, name, Event._meta.get_field(name).get_default())
+        outcome = failed_outcome(event, reason)
+        try:
+            with transaction.atomic():
+                write_outcomes([outcome], pump=self.name)
         except (LostClaim, DatabaseError):
             logger.exception("could not even mark event %s failed; its claim will be recovered", event.pk)
             return None

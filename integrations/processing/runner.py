@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from integrations.inbound.values import storable_text
 from integrations.jobs.registry import JOB_TYPES, TOPIC_JOBS, RetryableJobError
 from integrations.jobs.resources import Resource, describe_resource
 from integrations.models import Attempt, Event, Job
@@ -114,8 +115,8 @@ def run_event(
         reason = f"no handler for topic {event.topic!r}: stored, nothing to do"
         return Outcome(event, Status.IGNORED, reason, resource=resource)
     # The jobs read the resource fields (e.g. a replay decision reads resource_id).
-    event.resource_gid, event.resource_id = resource.gid[:255], resource.id[:40]
-    event.resource_label, event.resource_updated_at = resource.label[:100], resource.updated_at
+    event.resource_gid, event.resource_id = storable_text(resource.gid[:255]), storable_text(resource.id[:40])
+    event.resource_label, event.resource_updated_at = storable_text(resource.label[:100]), resource.updated_at
     outcome = Outcome(event, Status.PROCESSED, resource=resource)
     for name in names:
         job = jobs.get(name)
@@ -183,7 +184,8 @@ def _record_failure(
     job = run.job
     retryable = is_retryable(exc)
     now = timezone.now()
-    message = str(exc)[:2000] or exc.__class__.__name__
+    # Messages quote payload values, which may hold what PostgreSQL text cannot (NUL).
+    message = storable_text(str(exc)[:2000]) or exc.__class__.__name__
     run.attempt = Attempt(
         job=job,
         number=number,
@@ -192,7 +194,7 @@ def _record_failure(
         outcome=Attempt.Outcome.FAILED,
         error_class=f"{exc.__class__.__module__}.{exc.__class__.__qualname__}"[:200],
         message=message,
-        traceback=(trace or traceback.format_exc())[-20000:],
+        traceback=storable_text((trace or traceback.format_exc())[-20000:]),
         retryable=retryable,
         trigger=trigger,
         worker=worker,
@@ -277,15 +279,15 @@ def _settle_values(outcome: Outcome, now: datetime) -> dict:
     processed = outcome.status == Status.PROCESSED
     resource = outcome.resource
     return {
-        "status_reason": outcome.reason[:5000],
+        "status_reason": storable_text(outcome.reason[:5000]),
         "claimed_by": "",
         "claimed_at": None,
         "next_attempt_at": outcome.next_attempt_at,
         "processed_count": event.processed_count + 1 if processed else event.processed_count,
         "processed_at": now if processed else event.processed_at,
-        "resource_gid": resource.gid[:255] if resource else event.resource_gid,
-        "resource_id": resource.id[:40] if resource else event.resource_id,
-        "resource_label": resource.label[:100] if resource else event.resource_label,
+        "resource_gid": storable_text(resource.gid[:255]) if resource else event.resource_gid,
+        "resource_id": storable_text(resource.id[:40]) if resource else event.resource_id,
+        "resource_label": storable_text(resource.label[:100]) if resource else event.resource_label,
         "resource_updated_at": resource.updated_at if resource else event.resource_updated_at,
     }
 
