@@ -1,5 +1,8 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 
+from console import logins
 from console.models import AuditEntry
 
 
@@ -25,3 +28,19 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("verb",)
     search_fields = ("actor_label", "verb", "target_repr", "target_id")
     actions = None
+
+
+if admin.site.is_registered(AccessAttempt):  # axes registers it (AXES_ENABLE_ADMIN); axes is listed before console
+    admin.site.unregister(AccessAttempt)
+
+    @admin.register(AccessAttempt)
+    class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+        """axes' page of failed logins; deleting one lifts (part of) a lockout, audited in the admin's name."""
+
+        def delete_model(self, request, obj):
+            with logins.unlocking(by=request.user, reason="deleted in the Django admin", request=request):
+                super().delete_model(request, obj)
+
+        def delete_queryset(self, request, queryset):
+            with logins.unlocking(by=request.user, reason="deleted in the Django admin", request=request):
+                super().delete_queryset(request, queryset)

@@ -7,6 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.http import HttpRequest
 
+from console.clientip import client_ip
 from console.models import AuditEntry
 
 
@@ -31,7 +32,7 @@ def record_action(
         before=before,
         after=after,
         reason=reason,
-        source_ip=request.META.get("REMOTE_ADDR") if request is not None else None,
+        source_ip=client_ip(request) if request is not None else None,
     )
 
 

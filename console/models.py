@@ -20,8 +20,9 @@ class AuditEntryQuerySet(models.QuerySet):
 class AuditEntry(models.Model):
     """One operator action: who did what to which object, with before/after values and a reason.
 
-    Append-only. The model refuses updates and deletes, the admin is read-only, and on PostgreSQL
-    a trigger rejects UPDATE and DELETE on the table itself.
+    Append-only. The model refuses updates and deletes, the admin is read-only, and the database
+    itself refuses UPDATE, DELETE and (PostgreSQL) TRUNCATE on the table, whatever the caller:
+    triggers from migrations 0003 and 0004; only `manage.py flush` may empty it (console/append_only.py).
     """
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

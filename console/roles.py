@@ -32,6 +32,9 @@ _ADMIN = _SUPPORT | {
     "integrations.add_shop",
     "integrations.change_shop",
     "integrations.manage_shop_secrets",
+    # Login lockouts (django-axes): see them, lift one early (console/logins.py, audited).
+    "axes.view_accessattempt",
+    "axes.delete_accessattempt",
     "integrations.export_privacy_data",
 }
 

@@ -4,9 +4,11 @@ Every value comes from the environment (or a `.env` file beside manage.py) throu
 `.env.example` documents each one. The defaults give a working local console on SQLite.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_q",
+    "axes",  # login throttling (see Auth)
+    "csp",  # Content-Security-Policy (see Security)
     "console",
     "integrations",
     "incidents",
@@ -42,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -49,9 +54,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every view needs a login unless it is marked @login_not_required (webhook receiver, /healthz).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Cache-Control: no-store on every response to a logged-in user (and on exports).
+    "console.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -93,6 +102,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
+    # A database host that does not answer must not hold a request for minutes (the webhook
+    # receiver answers Shopify within 5 s). libpq's minimum is 2 s; a URL's ?connect_timeout= wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Task queue (django-q2) -----------------------------------------------------------------
@@ -129,6 +143,17 @@ WEBHOOK_SHOP_CACHE_SECONDS = env.float("WEBHOOK_SHOP_CACHE_SECONDS", default=5.0
 # planned once per connection; that was most of its database time). Set False behind a
 # transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21).
 WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
+# How long (seconds) the receiver may wait on the database for one request, all told (SQLite's
+# busy timeout, PostgreSQL's lock and statement timeouts); then it answers 503 and Shopify
+# retries. Shopify gives up on an answer after 5 s.
+WEBHOOK_DB_TIMEOUT_SECONDS = env.float("WEBHOOK_DB_TIMEOUT_SECONDS", default=3.0)
+# Anyone can post to the receiver: of a request that did not verify (unknown shop, bad signature,
+# missing headers), only the first this-many bytes of the body are stored, with the whole body's
+# size and SHA-256. Verified bodies are stored whole (up to WEBHOOK_MAX_BODY_BYTES).
+WEBHOOK_REJECTED_BODY_PREFIX_BYTES = env.int("WEBHOOK_REJECTED_BODY_PREFIX_BYTES", default=16 * 1024)
+# Rejected deliveries (requests that never became an Event) are deleted after this many days by
+# the worker's once-a-minute schedule, in small batches; 0 keeps them forever.
+WEBHOOK_REJECTED_RETENTION_DAYS = env.int("WEBHOOK_REJECTED_RETENTION_DAYS", default=14)
 # Event processing. Every qcluster worker process runs EVENT_PUMP_THREADS pumps (0: none, e.g. a
 # cluster kept for other tasks); each claims EVENT_BATCH_SIZE events at a time. A pump that has
 # not beaten its heartbeat for EVENT_CLAIM_LEASE_SECONDS is taken for dead and its claims go back
@@ -149,6 +174,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A login lasts this long (seconds; default 8 hours, one shift), then the console asks again.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+# Login throttling (django-axes). LOGIN_FAILURE_LIMIT failed logins for one username, or from one
+# address, lock that username or address out until LOGIN_LOCKOUT_MINUTES after the last failure:
+# the login page answers 429 and says so, without checking the password. Each lockout is audited;
+# an admin can lift one early (Audit trail > Login lockouts, or `manage.py logins unlock`).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Refused attempts during a lockout are not counted, so it ends when the page says it does.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "console.logins.lockout_response"
+AXES_HANDLER = "console.logins.AxesHandler"  # axes' database handler, NUL-safe on PostgreSQL
+AXES_CLIENT_IP_CALLABLE = "console.clientip.client_ip"
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: use the connection's
+# address). Behind one load balancer set 1, or every login shares the balancer's address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -184,6 +231,25 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts, styles and everything else from our own origin
+# only; no inline script or style, no eval (the bundled htmx needs none: no hx-on, and
+# base.html turns htmx's eval and injected indicator style off), no framing, no plugins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        # Where browsers report violations (empty: nowhere).
+        "report-uri": env.str("CSP_REPORT_URI", default="") or None,
+    },
+}
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)

@@ -10,11 +10,13 @@ admin.site.site_title = "Support console"
 
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     re_path(r"^webhooks/shopify/?$", receive_webhook, name="webhook_receiver"),
     path("audit/", views.audit_list, name="audit_list"),
+    path("logins/lockouts/", views.login_lockouts, name="login_lockouts"),
+    path("logins/unlock/", views.login_unlock, name="login_unlock"),
     path("audit/<str:app_label>/<str:model>/<str:object_id>/", views.audit_history, name="audit_history"),
     path("shops/", include("integrations.shops.urls")),
     path("events/", include("integrations.eventlog.urls")),

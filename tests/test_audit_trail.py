@@ -1,6 +1,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from console.audit import record_action
@@ -100,6 +101,14 @@ def test_list_filters_and_history(client, admin_user, support_user):
     by_verb = client.get(reverse("audit_list"), {"verb": "shop.update"}).content.decode()
     assert "first" in by_verb and "third" in by_verb and "second" not in by_verb
 
+    by_prefix = client.get(reverse("audit_list"), {"verb": "shop"}).content.decode()
+    assert "first" in by_prefix and "second" in by_prefix and "third" in by_prefix
+
+    # The type list offers the kinds of record the trail is about, not Django's internal tables.
+    page = client.get(reverse("audit_list")).content.decode()
+    assert 'value="integrations.shop"' in page
+    assert 'value="auth.permission"' not in page and 'value="integrations.workerheartbeat"' not in page
+
     by_object = client.get(reverse("audit_list"), {"target_type": "integrations.shop", "target_id": shop_b.pk})
     assert "third" in by_object.content.decode() and "first" not in by_object.content.decode()
 
@@ -136,3 +145,110 @@ def test_history_of_a_missing_or_malformed_object_is_404(client, admin_user, obj
     client.force_login(admin_user)
     assert client.get(reverse("audit_history", args=["integrations", "shop", object_id])).status_code == 404
     assert client.get(reverse("audit_history", args=["auth", "user", admin_user.pk])).status_code == 404
+
+
+# --- The database itself refuses to rewrite the trail (migrations 0003 and 0004) ------------------
+
+REFUSED = "append-only"
+
+
+def _refused(statement: str) -> None:
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE console_auditentry SET reason = 'rewritten'",
+        "DELETE FROM console_auditentry WHERE verb = 'shop.update'",
+        "DELETE FROM console_auditentry",  # no WHERE: on SQLite the trigger still runs for each row
+    ],
+)
+def test_raw_sql_cannot_rewrite_or_delete_entries(entry, statement):
+    _refused(statement)
+    assert _unchanged(entry)
+
+
+def test_the_base_manager_cannot_rewrite_or_delete_entries(entry):
+    """`_base_manager` skips the model's guards (plain QuerySet); the database still says no."""
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
+        AuditEntry._base_manager.filter(pk=entry.pk).update(reason="rewritten")
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
+        AuditEntry._base_manager.filter(pk=entry.pk).delete()
+    with pytest.raises(DatabaseError, match=REFUSED), transaction.atomic():
+        AuditEntry._base_manager.all().delete()
+    assert _unchanged(entry)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # committed rows, as on a live database (no pending FK checks)
+def test_postgresql_refuses_truncate(admin_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("TRUNCATE is PostgreSQL's; SQLite's DELETE without WHERE is tested above")
+    entry = record_action(
+        actor=admin_user,
+        verb="shop.update",
+        target=ShopFactory(),
+        before={"name": "a"},
+        after={"name": "b"},
+        reason="typo",
+    )
+    _refused("TRUNCATE console_auditentry")
+    _refused("TRUNCATE django_content_type CASCADE")  # reaches the trail through target_type
+    # A session setting nobody but `flush` sets is the only way through, and it is off here.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('console.audit_flush', true)")
+        assert cursor.fetchone()[0] in (None, "")
+    assert _unchanged(entry)
+
+
+def test_the_triggers_exist(db):
+    """A later migration that rebuilds the table on SQLite would drop them; this says so."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'console_auditentry'::regclass AND NOT tgisinternal"
+            )
+            expected = {"console_auditentry_append_only", "console_auditentry_no_truncate"}
+        else:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'console_auditentry'")
+            expected = {"console_auditentry_no_update", "console_auditentry_no_delete"}
+        assert {row[0] for row in cursor.fetchall()} == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_flush_empties_the_trail_and_only_while_it_runs(admin_user):
+    """`manage.py flush` (what the test runner calls between transactional tests) may empty the
+    table; right after, an ordinary statement on the same connection is refused again."""
+    record_action(actor=admin_user, verb="shop.update", reason="before flush")
+    call_command("flush", interactive=False, verbosity=0)
+    assert not AuditEntry.objects.exists()
+    kept = record_action(actor=None, verb="shop.update", reason="after flush")
+    statements = ["DELETE FROM console_auditentry", "UPDATE console_auditentry SET reason = 'x'"]
+    if connection.vendor == "postgresql":
+        statements.append("TRUNCATE console_auditentry")
+    for statement in statements:
+        _refused(statement)
+    assert AuditEntry.objects.get().pk == kept.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sqlite_connection_outside_django_cannot_delete_either():
+    """The SQLite DELETE trigger asks a function that only Django's own connections have, so the
+    sqlite3 shell (or any other program) cannot delete entries; nor can it update them."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    import sqlite3
+
+    record_action(actor=None, verb="shop.update", reason="kept")
+    outside = sqlite3.connect(connection.settings_dict["NAME"], timeout=20)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="console_audit_flushing"):
+            outside.execute("DELETE FROM console_auditentry")
+        with pytest.raises(sqlite3.IntegrityError, match=REFUSED):
+            outside.execute("UPDATE console_auditentry SET reason = 'rewritten'")
+    finally:
+        outside.rollback()
+        outside.close()
+    assert AuditEntry.objects.get().reason == "kept"

@@ -1,6 +1,6 @@
 """On PostgreSQL the database itself refuses UPDATE and DELETE on the audit table, so not even a raw
-SQL statement or a bug in our code can rewrite history. (SQLite, the local embedded default, relies
-on the model and admin guards; its test runner empties tables with DELETE, which a trigger would block.)"""
+SQL statement or a bug in our code can rewrite history. (0004 adds a TRUNCATE trigger here and
+triggers on SQLite, with the one exception `manage.py flush` needs: see its docstring.)"""
 
 from django.db import migrations
 

@@ -3,6 +3,19 @@ from django import forms
 from integrations.models import Shop
 
 
+def secret_field(model_field: str, **kwargs) -> forms.CharField:
+    """A secret or token input: masked, never echoed back, not offered to (or filled by) the
+    browser's password manager, and no longer than the column that stores it."""
+    return forms.CharField(
+        max_length=Shop._meta.get_field(model_field).max_length,
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={"autocomplete": "new-password", "spellcheck": "false", "autocapitalize": "off"},
+        ),
+        **kwargs,
+    )
+
+
 def api_url_field() -> forms.URLField:
     return forms.URLField(
         required=False,
@@ -14,13 +27,13 @@ def api_url_field() -> forms.URLField:
 
 class ShopCreateForm(forms.ModelForm):
     api_url = api_url_field()
-    webhook_secret = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
+    webhook_secret = secret_field(
+        "webhook_secret",
         help_text="The app's client secret that signs webhooks. Stored, never shown again in full.",
     )
-    access_token = forms.CharField(
+    access_token = secret_field(
+        "access_token",
         required=False,
-        widget=forms.PasswordInput(render_value=False),
         help_text="Admin API access token (optional now, needed for outbound calls).",
     )
 
@@ -65,16 +78,31 @@ class ReinstallForm(forms.Form):
 
 
 class ShopSecretsForm(forms.Form):
-    new_webhook_secret = forms.CharField(
+    new_webhook_secret = secret_field(
+        "webhook_secret",
         required=False,
-        widget=forms.PasswordInput(render_value=False),
         help_text="Rotating keeps the previous secret valid for an hour, as Shopify may still sign with it.",
     )
-    new_access_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    reason = forms.CharField(widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"}))
+    new_access_token = secret_field("access_token", required=False)
+    reason = forms.CharField(
+        max_length=500, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"})
+    )
 
     def clean(self):
         data = super().clean()
-        if not data.get("new_webhook_secret") and not data.get("new_access_token"):
+        entered = "new_webhook_secret" in data and "new_access_token" in data  # else a field error says why
+        if entered and not data["new_webhook_secret"] and not data["new_access_token"]:
             raise forms.ValidationError("Enter a new webhook secret, a new access token, or both.")
         return data
+
+
+class RetireSecretForm(forms.Form):
+    """Stop the previous webhook secret verifying now (it leaked), instead of at the end of its hour."""
+
+    prefix = "retire"  # it shares the secrets page with ShopSecretsForm's own "reason"
+    reason = forms.CharField(
+        max_length=500,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. the old secret leaked"}),
+        help_text="Kept in the audit trail.",
+    )

@@ -78,6 +78,7 @@ def rotate_webhook_secret(
     *, by, shop: Shop, new_secret: str, grace: timedelta = DEFAULT_ROTATION_GRACE, reason: str = "", request=None
 ) -> Shop:
     """Make `new_secret` current; the old one keeps verifying for `grace` so in-flight retries pass."""
+    _check_secret("webhook_secret", new_secret)
     if not new_secret or new_secret == shop.webhook_secret:
         raise ValueError("The new secret must differ from the current one.")
     with transaction.atomic():
@@ -86,7 +87,8 @@ def rotate_webhook_secret(
         if shop.previous_webhook_secret and retire_at is not None and retire_at > timezone.now():
             # Rotating again would drop a secret Shopify may still be signing retries with.
             raise ValueError(
-                f"The previous secret still verifies until {retire_at:%H:%M} UTC; rotate again after that."
+                f"The previous secret still verifies until {retire_at:%H:%M} UTC; rotate again after that,"
+                " or retire it now first."
             )
         before = _snapshot(shop)
         shop.previous_webhook_secret = shop.webhook_secret
@@ -96,7 +98,38 @@ def rotate_webhook_secret(
     return shop
 
 
+def retire_previous_webhook_secret(*, by, shop: Shop, reason: str, request=None) -> Shop:
+    """Stop the previous webhook secret verifying now instead of at the end of its grace hour (it
+    leaked, or Shopify has finished retrying). Needs a reason; audited.
+
+    The database change is immediate; each web process's receiver caches a shop's secrets for up to
+    WEBHOOK_SHOP_CACHE_SECONDS (integrations/inbound/views.py), so within that time a webhook signed
+    with the retired secret is refused (401) everywhere.
+    """
+    if not reason.strip():
+        raise ValueError("Say why the previous secret is retired now (kept in the audit trail).")
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        if shop.verifying_secrets() == [shop.webhook_secret]:
+            raise ValueError("No previous webhook secret is verifying; there is nothing to retire.")
+        before = _snapshot(shop)
+        shop.previous_webhook_secret = ""  # a retired secret is not kept
+        shop.previous_secret_retire_at = timezone.now()
+        _save_audited(shop, before, by=by, verb="shop.retire_webhook_secret", reason=reason, request=request)
+    return shop
+
+
+def _check_secret(field: str, value: str) -> None:
+    """What the column can hold, for callers that skip the forms (commands, code)."""
+    limit = Shop._meta.get_field(field).max_length
+    if len(value) > limit:
+        raise ValueError(f"Too long: a {field.replace('_', ' ')} has at most {limit} characters.")
+    if "\x00" in value:
+        raise ValueError(f"A {field.replace('_', ' ')} cannot contain NUL characters.")
+
+
 def set_access_token(*, by, shop: Shop, token: str, reason: str = "", request=None) -> Shop:
+    _check_secret("access_token", token)
     with transaction.atomic():
         shop = Shop.objects.select_for_update().get(pk=shop.pk)
         before = _snapshot(shop)

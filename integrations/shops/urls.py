@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/edit/", views.shop_edit, name="shop_edit"),
     path("<int:pk>/reinstall/", views.shop_reinstall, name="shop_reinstall"),
     path("<int:pk>/secrets/", views.shop_secrets, name="shop_secrets"),
+    path("<int:pk>/secrets/retire/", views.shop_retire_secret, name="shop_retire_secret"),
 ]

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -8,7 +10,7 @@ from console.access import require_perm
 from console.models import AuditEntry
 from integrations.models import Shop
 from integrations.shops import services
-from integrations.shops.forms import ReinstallForm, ShopCreateForm, ShopEditForm, ShopSecretsForm
+from integrations.shops.forms import ReinstallForm, RetireSecretForm, ShopCreateForm, ShopEditForm, ShopSecretsForm
 
 
 @require_GET
@@ -85,29 +87,62 @@ def shop_secrets(request: HttpRequest, pk: int) -> HttpResponse:
     shop = get_object_or_404(Shop, pk=pk)
     form = ShopSecretsForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        reason = form.cleaned_data["reason"]
+        data, field = form.cleaned_data, "new_webhook_secret"
         try:
-            if form.cleaned_data["new_webhook_secret"]:
-                shop = services.rotate_webhook_secret(
-                    by=request.user,
-                    shop=shop,
-                    new_secret=form.cleaned_data["new_webhook_secret"],
-                    reason=reason,
-                    request=request,
-                )
-            if form.cleaned_data["new_access_token"]:
-                shop = services.set_access_token(
-                    by=request.user,
-                    shop=shop,
-                    token=form.cleaned_data["new_access_token"],
-                    reason=reason,
-                    request=request,
-                )
+            with transaction.atomic():  # both changes or neither
+                if data["new_webhook_secret"]:
+                    shop = services.rotate_webhook_secret(
+                        by=request.user,
+                        shop=shop,
+                        new_secret=data["new_webhook_secret"],
+                        reason=data["reason"],
+                        request=request,
+                    )
+                if data["new_access_token"]:
+                    field = "new_access_token"
+                    shop = services.set_access_token(
+                        by=request.user,
+                        shop=shop,
+                        token=data["new_access_token"],
+                        reason=data["reason"],
+                        request=request,
+                    )
         except ValueError as exc:
-            form.add_error("new_webhook_secret", str(exc))
+            form.add_error(field, str(exc))
         else:
             messages.success(request, "Secrets updated.")
             return redirect("integrations:shop_detail", pk=shop.pk)
-    return render(
-        request, "integrations/shop_form.html", {"form": form, "title": f"Secrets for {shop.domain}", "shop": shop}
-    )
+    return _render_secrets(request, shop, form, RetireSecretForm())
+
+
+@require_POST
+@require_perm("integrations.manage_shop_secrets")
+def shop_retire_secret(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stop the previous webhook secret verifying now (the button on the secrets page)."""
+    shop = get_object_or_404(Shop, pk=pk)
+    form = RetireSecretForm(request.POST)
+    if form.is_valid():
+        try:
+            services.retire_previous_webhook_secret(
+                by=request.user, shop=shop, reason=form.cleaned_data["reason"], request=request
+            )
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            seconds = f"{settings.WEBHOOK_SHOP_CACHE_SECONDS:g}"
+            messages.success(request, f"Previous webhook secret retired: every receiver refuses it within {seconds} s.")
+            return redirect("integrations:shop_detail", pk=shop.pk)
+    shop.refresh_from_db()
+    return _render_secrets(request, shop, ShopSecretsForm(), form, status=400)
+
+
+def _render_secrets(request, shop: Shop, form, retire_form, status: int = 200) -> HttpResponse:
+    context = {
+        "form": form,
+        "retire_form": retire_form,
+        "title": f"Secrets for {shop.domain}",
+        "shop": shop,
+        "previous_verifies": len(shop.verifying_secrets()) > 1,
+        "cache_seconds": f"{settings.WEBHOOK_SHOP_CACHE_SECONDS:g}",
+    }
+    return render(request, "integrations/shop_secrets.html", context, status=status)

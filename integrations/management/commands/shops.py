@@ -24,12 +24,21 @@ class Command(BaseCommand):
         reinstall.add_argument("domain")
         reinstall.add_argument("--reason", required=True, help="Why (kept in the audit trail).")
         reinstall.add_argument("--user", required=True, help="The admin doing it.")
+        retire = sub.add_parser(
+            "retire-secret",
+            help="Stop the previous webhook secret verifying now, not at the end of its hour (audited).",
+        )
+        retire.add_argument("domain")
+        retire.add_argument("--reason", required=True, help="Why (kept in the audit trail).")
+        retire.add_argument("--user", required=True, help="The admin doing it.")
 
     def handle(self, *args, action, **options):
         if action == "add":
             self._add(**options)
         elif action == "reinstall":
             self._reinstall(options["domain"], reason=options["reason"], username=options["user"])
+        elif action == "retire-secret":
+            self._retire_secret(options["domain"], reason=options["reason"], username=options["user"])
         else:
             self._list()
 
@@ -51,6 +60,29 @@ class Command(BaseCommand):
         if not changed:
             raise CommandError(f"{shop.domain} is not uninstalled: nothing changed.")
         self.stdout.write(self.style.SUCCESS(f"{shop.domain} is marked installed again."))
+
+    def _retire_secret(self, domain: str, *, reason: str, username: str) -> None:
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+
+        from integrations.shops.services import retire_previous_webhook_secret
+
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None or not user.has_perm("integrations.manage_shop_secrets"):
+            raise CommandError(f"{username!r} is not an active admin: only admins manage a shop's secrets.")
+        shop = Shop.objects.filter(domain=domain.strip().lower()).first()
+        if shop is None:
+            raise CommandError(f"No shop {domain}.")
+        try:
+            retire_previous_webhook_secret(by=user, shop=shop, reason=reason)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        seconds = f"{settings.WEBHOOK_SHOP_CACHE_SECONDS:g}"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{shop.domain}: previous webhook secret retired (refused everywhere within {seconds} s)."
+            )
+        )
 
     def _add(self, *, domain, webhook_secret, access_token, api_url, api_version, name, **_):
         if Shop.objects.filter(domain=domain.strip().lower()).exists():
