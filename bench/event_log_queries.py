@@ -134,18 +134,25 @@ def _time_pages(client, shops, size: int, repeat: int) -> dict:
 
     newest = Event.objects.order_by("-id").values_list("id", "webhook_id", "resource_label", "resource_id").first()
     middle = Event.objects.filter(id=size // 2).values_list("webhook_id", "resource_label").first()
+    rejected_id = f"rejected-{size // 2 // 100 * 100}"  # one of the rejected deliveries _fill makes
     page_two = Event.objects.order_by("-id").values_list("id", flat=True)[50]
     hour_ago = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 3600))
     pages = {
         "list, newest first": "/events/",
         "list, second page (keyset)": f"/events/?cursor={page_two}",
-        "filter: shop": f"/events/?shop={shops[3].pk}",
+        # The shop filter takes the domain (a pk is a form error, and the list unfiltered).
+        "filter: shop": f"/events/?shop={shops[3].domain}",
         "filter: topic": "/events/?topic=orders/paid",
+        "filter: topic prefix (orders)": "/events/?topic=orders",
+        "filter: topic prefix (customers)": "/events/?topic=customers",
         "filter: status failed": "/events/?status=failed",
-        "filter: shop + status failed": f"/events/?shop={shops[3].pk}&status=failed",
+        "filter: shop + status failed": f"/events/?shop={shops[3].domain}&status=failed",
         "filter: rejected deliveries": "/events/?status=rejected",
         "filter: last hour": f"/events/?received_from={hour_ago}",
         "search: webhook id (old row)": f"/events/?q={middle[0]}",
+        "search: webhook id prefix (8 chars)": f"/events/?q={middle[0][:8]}",
+        "search: webhook id prefix, status failed": f"/events/?q={middle[0][:12]}&status=failed",
+        "search: rejected webhook id, any status": f"/events/?q={rejected_id}",
         "search: order name": f"/events/?q={middle[1].replace('#', '%23')}",
         "search: resource id": f"/events/?q={newest[3]}",
         "live poll (nothing new)": f"/events/poll/?after={newest[0]}",

@@ -25,6 +25,8 @@ ACCESS = {
     "healthz": {ANON: 200, S: 200, CS: 200, A: 200},
     "webhook_receiver": {ANON: 405, S: 405, CS: 405, A: 405},  # no login: Shopify POSTs, signed
     "audit_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "login_lockouts": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "login_unlock": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "audit_history": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "integrations:shop_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "integrations:shop_detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
@@ -32,6 +34,7 @@ ACCESS = {
     "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_reinstall": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "integrations:shop_retire_secret": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
     "incidents:list": {ANON: LOGIN, S: 200, CS: 302, A: 200},  # customer service goes to the board
     "privacy:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
@@ -51,6 +54,7 @@ ACCESS = {
     "events:mark_ignored": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:save_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:delete_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
+    "events:failed_tasks": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # django-q2 failures, read-only
 }
 # Views that change something: a POST from a role without the right gets 403 and changes nothing.
 ACTIONS = {
@@ -58,6 +62,8 @@ ACTIONS = {
     "integrations:shop_edit": {S: 403, CS: 403},
     "integrations:shop_reinstall": {S: 403, CS: 403},
     "integrations:shop_secrets": {S: 403, CS: 403},
+    "integrations:shop_retire_secret": {S: 403, CS: 403},
+    "login_unlock": {S: 403, CS: 403},
     "events:assign": {CS: 403},
     "events:tag": {CS: 403},
     "events:acknowledge": {CS: 403},
@@ -110,6 +116,7 @@ def url_for(db, admin_user):
         "integrations:shop_reinstall": {"pk": shop.pk},
         "privacy:export": {"pk": privacy.pk},
         "integrations:shop_secrets": {"pk": shop.pk},
+        "integrations:shop_retire_secret": {"pk": shop.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 

@@ -17,6 +17,9 @@ CHART_HOURS = 24
 # Bottom to top in each bar; "rejected" are Deliveries that never became an Event.
 CHART_STATUSES = ["processed", "ignored", "queued", "claimed", "retry_wait", "failed", REJECTED]
 _BAR_PITCH, _BAR_WIDTH, _CHART_HEIGHT = 40, 32, 100
+# See rejected_spike.
+REJECTED_SPIKE_MIN = 20
+REJECTED_SPIKE_FACTOR = 5
 
 
 @dataclass
@@ -93,9 +96,14 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
     )
     latest_beat = beats["latest"]
     failed_today = Event.objects.filter(received_at__gte=day_ago, status=Event.Status.FAILED)
+    rejected_last_hour = Delivery.objects.filter(event__isnull=True, received_at__gte=now - timedelta(hours=1)).count()
+    rejected_day = sum(n for (_, status), n in counts.items() if status == REJECTED)
     return {
         "chart": _chart(counts, since),
         "totals": {s: sum(n for (_, status), n in counts.items() if status == s) for s in CHART_STATUSES},
+        # Where the figures' links start their lists (the event log filters to the minute).
+        "window_start": since,
+        "hour_ago": (now - timedelta(hours=1)).replace(second=0, microsecond=0),
         "queued": backlog["queued"],
         "claimed": backlog["claimed"],
         "retry_wait": backlog["retry_wait"],
@@ -110,15 +118,22 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
         "failing_shops": list(
             failed_today.values_list("shop__domain").annotate(n=Count("id")).order_by("-n", "shop__domain")[:5]
         ),
-        "rejected_last_hour": Delivery.objects.filter(
-            event__isnull=True, received_at__gte=now - timedelta(hours=1)
-        ).count(),
+        "rejected_last_hour": rejected_last_hour,
+        "rejected_spike": rejected_spike(rejected_last_hour, rejected_day),
         "overdue_privacy": list(
             PrivacyRequest.objects.filter(state=PrivacyRequest.State.PENDING, due_at__lt=now)
             .select_related("shop")
             .order_by("due_at")[:10]
         ),
     }
+
+
+def rejected_spike(last_hour: int, last_day: int) -> bool:
+    """Rejections in the last hour are a spike: at least REJECTED_SPIKE_MIN, and more than
+    REJECTED_SPIKE_FACTOR times the hourly rate of the rest of the last 24 hours (a flood of
+    unauthenticated posts, or a shop whose secret no longer matches)."""
+    usual_per_hour = max(last_day - last_hour, 0) / (CHART_HOURS - 1)
+    return last_hour >= REJECTED_SPIKE_MIN and last_hour > REJECTED_SPIKE_FACTOR * usual_per_hour
 
 
 def _chart(counts: dict[tuple[datetime, str], int], since: datetime) -> dict[str, Any]:

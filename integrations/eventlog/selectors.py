@@ -3,7 +3,8 @@ and the event page's timeline, payload and related events.
 
 Every filter and search maps to an equality or range lookup that one of the Event/Delivery indexes
 serves (see their Meta.indexes), and pages are keyset ranges on the primary key, so the log stays
-fast at millions of rows: no COUNT(*) of the table, no OFFSET, no substring search.
+fast at millions of rows: no COUNT(*) of the table, no OFFSET, no substring search. A prefix (of a
+webhook id or a topic) is a range on the column's index too (`prefix_match`).
 
 Rows come in kinds. Today there are inbound Events and rejected inbound Deliveries (requests that
 never became an Event); outbound calls to Shopify will be a third kind with their own queryset and
@@ -11,23 +12,33 @@ row template, told apart by `LogQuery.kind` and the direction badge.
 """
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from integrations.eventlog.filters import (
     _NUMERIC,
     KIND_EVENTS,
     KIND_OUTBOUND,
     KIND_REJECTED,
+    MAX_ID,
+    MIN_WEBHOOK_PREFIX,
     OUTBOUND,
     POLL_MAX_ROWS,
     REJECTED,
 )
-from integrations.eventlog.trace import traced_events
-from integrations.models import Delivery, Event, Job, webhook_id_match
+from integrations.eventlog.trace import STALE_PREFIX, JobResult, describe_result, traced_events
+from integrations.models import Attempt, Delivery, Event, Job, Shop, webhook_id_match
+
+# Above any character a webhook id or topic holds: `p <= value < p + TOP` is "starts with p".
+TOP = "\U0010ffff"
+# Rows shown per kind in "also with this webhook id"; a link lists the rest.
+ALSO_MAX_ROWS = 20
+_WEBHOOK_ID_COLUMN = Event._meta.get_field("webhook_id").max_length
 
 
 @dataclass
@@ -36,6 +47,10 @@ class LogQuery:
 
     kind: str
     queryset: QuerySet
+    # Rows with the searched webhook id that the status filter leaves out (rejected requests
+    # under "Any", events in another status): a webhook id finds its deliveries whatever the
+    # status filter. Shown above the main rows, ALSO_MAX_ROWS of each.
+    also: list["LogQuery"] = field(default_factory=list)
 
     @property
     def row_template(self) -> str:
@@ -47,26 +62,86 @@ def build_log_query(filters: dict[str, Any]) -> LogQuery:
     if filters.get("direction") == OUTBOUND:
         # Outbound calls are not recorded yet; when they are, their queryset goes here.
         return LogQuery(KIND_OUTBOUND, Event.objects.none())
+    q = filters.get("q", "")
+    shop_ids = _shop_ids() if q and may_be_webhook_id(q) else None
     if filters.get("status") == REJECTED:
-        return LogQuery(KIND_REJECTED, _rejected_deliveries(filters))
-    return LogQuery(KIND_EVENTS, _events(filters))
+        log = LogQuery(KIND_REJECTED, _rejected_deliveries(filters))
+    else:
+        log = LogQuery(KIND_EVENTS, _events(filters, shop_ids))
+    if shop_ids is not None:
+        log.also = _same_webhook_elsewhere(filters, shop_ids)
+    return log
 
 
-def _events(filters: dict[str, Any]) -> QuerySet[Event]:
+def _events(filters: dict[str, Any], shop_ids: list[int] | None = None) -> QuerySet[Event]:
     events = Event.objects.select_related("shop", "assignee")
     if shop := filters.get("shop"):
         events = events.filter(shop=shop)
     if status := filters.get("status"):
         events = events.filter(status=status)
     if q := filters.get("q"):
-        events = events.filter(event_search(q))
+        events = events.filter(event_search(q, shop_ids))
     return _topic_and_time(events, filters)
+
+
+def _same_webhook_elsewhere(filters: dict[str, Any], shop_ids: list[int]) -> list[LogQuery]:
+    """What the status filter hides that has the searched webhook id (the other filters still apply)."""
+    q, status = filters["q"], filters.get("status")
+    unfiltered = {name: value for name, value in filters.items() if name != "status"}
+    also = []
+    if status != REJECTED:
+        also.append(LogQuery(KIND_REJECTED, _rejected_deliveries(unfiltered, webhook_only=True)))
+    if status:
+        events = Event.objects.select_related("shop", "assignee").filter(webhook_search(q, shop_ids))
+        if shop := filters.get("shop"):
+            events = events.filter(shop=shop)
+        if status != REJECTED:
+            events = events.exclude(status=status)
+        also.append(LogQuery(KIND_EVENTS, _topic_and_time(events, filters)))
+    return also
+
+
+def prefix_match(field_name: str, prefix: str) -> Q:
+    """`field_name` starts with `prefix`, as a range the column's ordinary btree index serves.
+
+    `startswith` alone is LIKE 'p%', which PostgreSQL takes to a btree index only in the "C"
+    collation or with a *_pattern_ops operator class, and SQLite only under case_sensitive_like;
+    `>= p AND < p || U+10FFFF` is served by the existing indexes wherever strings sort by code
+    point (PostgreSQL's C and C.UTF-8, SQLite's BINARY). The startswith stays as a filter on the
+    rows in that range, so a collation that sorts otherwise can never show a row that does not
+    start with `prefix`.
+    """
+    return Q(**{f"{field_name}__gte": prefix, f"{field_name}__lt": prefix + TOP, f"{field_name}__startswith": prefix})
+
+
+def may_be_webhook_id(q: str) -> bool:
+    """Whether the search text could be (the start of) an X-Shopify-Webhook-Id."""
+    return not q.startswith(("#", "gid://"))
+
+
+def webhook_search(q: str, shop_ids: list[int] | None = None) -> Q:
+    """Events whose webhook id is `q`, or starts with it when `q` has MIN_WEBHOOK_PREFIX characters
+    or more, in any shop: one probe (or range) per shop in the unique (shop, webhook_id) index."""
+    if len(q) > _WEBHOOK_ID_COLUMN:
+        # Longer than the column: stored in a form of its own, which webhook_id_match knows.
+        return webhook_id_match(q)
+    ids = _shop_ids() if shop_ids is None else shop_ids
+    if len(q) >= MIN_WEBHOOK_PREFIX:
+        return Q(shop_id__in=ids) & prefix_match("webhook_id", q)
+    return Q(shop_id__in=ids, webhook_id=q)
+
+
+def _shop_ids() -> list[int]:
+    # Shops are few; naming them all lets the unique (shop, webhook_id) index serve a search
+    # without an index on webhook_id alone, which would cost the receiver an insert per webhook.
+    return list(Shop.objects.values_list("id", flat=True))
 
 
 def _topic_and_time(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
     """The filters events and rejected deliveries share: the same columns on both."""
     if topic := filters.get("topic"):
-        queryset = queryset.filter(topic=topic)
+        # A topic or its beginning: "orders" lists every orders/... topic.
+        queryset = queryset.filter(prefix_match("topic", topic))
     if start := filters.get("received_from"):
         queryset = queryset.filter(received_at__gte=start)
     if end := filters.get("received_to"):
@@ -74,12 +149,14 @@ def _topic_and_time(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
     return queryset
 
 
-def event_search(q: str) -> Q:
-    """One search box, several identifiers; each branch is an indexed equality, never a scan.
+def event_search(q: str, shop_ids: list[int] | None = None) -> Q:
+    """One search box, several identifiers; each branch is an indexed equality or prefix range,
+    never a scan.
 
-    "#1042" is an order name; a bare number may be an order number, a resource id or our event
-    id; "gid://…" is a resource gid; anything else is a webhook id, Shopify event id or a
-    resource label such as a custom order name.
+    "#1042" is an order name; a bare number may be an order number, a resource id, our event id
+    or (the start of) a webhook id; "gid://…" is a resource gid; anything else is a webhook id (or
+    its first MIN_WEBHOOK_PREFIX characters or more), Shopify event id or a resource label such as
+    a custom order name. Only ASCII digits make a number.
     """
     if q.startswith("gid://"):
         return Q(resource_gid=q)
@@ -89,23 +166,57 @@ def event_search(q: str) -> Q:
     if number:
         digits = number.group(1)
         match = Q(resource_id=digits) | Q(resource_label=f"#{digits}") | Q(event_id=digits)
-        if int(digits) < 2**63:
+        match |= webhook_search(q, shop_ids)
+        if int(digits) <= MAX_ID:
             match |= Q(pk=int(digits))
         return match
-    return webhook_id_match(q) | Q(event_id=q) | Q(resource_label=q)
+    return webhook_search(q, shop_ids) | Q(event_id=q) | Q(resource_label=q)
 
 
-def _rejected_deliveries(filters: dict[str, Any]) -> QuerySet[Delivery]:
+def _rejected_deliveries(filters: dict[str, Any], *, webhook_only: bool = False) -> QuerySet[Delivery]:
     # The body can be megabytes and is never shown in the list; the headers are for the detail page.
     deliveries = Delivery.objects.filter(event__isnull=True).defer("body", "headers")
     if shop := filters.get("shop"):
         deliveries = deliveries.filter(shop_domain=shop.domain)
     if q := filters.get("q"):
-        match = Q(webhook_id=q)
-        if q.isdigit() and int(q) < 2**63:
+        # Served by int_delivery_webhook_idx (rejected requests by webhook id).
+        match = prefix_match("webhook_id", q) if len(q) >= MIN_WEBHOOK_PREFIX else Q(webhook_id=q)
+        if not webhook_only and q.isascii() and q.isdigit() and int(q) <= MAX_ID:
             match |= Q(pk=int(q))
         deliveries = deliveries.filter(match)
     return _topic_and_time(deliveries, filters)
+
+
+def also_rows(log: LogQuery) -> list[tuple[LogQuery, list, bool]]:
+    """(query, up to ALSO_MAX_ROWS rows newest first, whether there are more) for each of `log.also`
+    that has rows."""
+    blocks = []
+    for extra in log.also:
+        rows = list(extra.queryset.order_by("-pk")[: ALSO_MAX_ROWS + 1])
+        if rows:
+            blocks.append((extra, rows[:ALSO_MAX_ROWS], len(rows) > ALSO_MAX_ROWS))
+    return blocks
+
+
+def mark_out_of_order(events: list[Event]) -> None:
+    """Set `out_of_order` on each event whose first processing found a newer version of its record
+    already held (a job's "stale" outcome, newer than this event's): one query for the lot."""
+    by_id = {event.pk: event for event in events if isinstance(event, Event)}
+    for event in by_id.values():
+        event.out_of_order = False
+    if not by_id:
+        return
+    stale = (
+        Attempt.objects.filter(
+            job__event_id__in=list(by_id), outcome=Attempt.Outcome.SUCCEEDED, message__startswith=STALE_PREFIX
+        )
+        # A replay's finding says nothing about the order things arrived in.
+        .exclude(trigger=Attempt.Trigger.REPLAY)
+        .values_list("job__event_id", "message")
+    )
+    for event_id, message in stale:
+        if describe_result(message).out_of_order:
+            by_id[event_id].out_of_order = True
 
 
 def newer_rows(log: LogQuery, after: int) -> list:
@@ -142,6 +253,9 @@ class TimelineEntry:
     item: Any = None
     job: Job | None = None
     number: int = 0  # deliveries: 1 for the first request, 2 for the first retry...
+    result: JobResult | None = None  # succeeded attempts: what the job did, in words
+    # deliveries: since Shopify triggered the webhook; attempts: since we first received it.
+    since: timedelta | None = None
 
 
 def timeline(event: Event) -> list[TimelineEntry]:
@@ -150,16 +264,54 @@ def timeline(event: Event) -> list[TimelineEntry]:
     rejected = Delivery.objects.filter(
         webhook_id=event.webhook_id, event__isnull=True, shop_domain=event.shop.domain
     ).defer("body")[:20]
+    triggered = event.triggered_at
     entries = [
-        TimelineEntry(d.received_at, "delivery", d, number=n) for n, d in enumerate(event.timeline_deliveries, start=1)
+        TimelineEntry(d.received_at, "delivery", d, number=n, since=_since(triggered, d.received_at))
+        for n, d in enumerate(event.timeline_deliveries, start=1)
     ]
-    entries += [TimelineEntry(d.received_at, "rejected", d) for d in rejected]
+    entries += [TimelineEntry(d.received_at, "rejected", d, since=_since(triggered, d.received_at)) for d in rejected]
     for job in event.traced_jobs:
-        entries += [TimelineEntry(a.started_at, "attempt", a, job) for a in job.attempts.all()]
+        entries += [
+            TimelineEntry(
+                a.started_at,
+                "attempt",
+                a,
+                job,
+                result=describe_result(a.message) if a.outcome == Attempt.Outcome.SUCCEEDED else None,
+                since=a.started_at - event.received_at,
+            )
+            for a in job.attempts.all()
+        ]
     if event.processed_at:
         entries.append(TimelineEntry(event.processed_at, "processed", event))
     order = {"rejected": 0, "delivery": 1, "attempt": 2, "processed": 3}
     return sorted(entries, key=lambda e: (e.at, order[e.kind], getattr(e.item, "pk", 0)))
+
+
+def _since(start: datetime | None, end: datetime) -> timedelta | None:
+    return end - start if start is not None else None
+
+
+def delivery_triggered_at(delivery: Delivery) -> datetime | None:
+    """When Shopify says it triggered the webhook (X-Shopify-Triggered-At, as the request carried it)."""
+    headers = delivery.headers if isinstance(delivery.headers, dict) else {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "x-shopify-triggered-at"), "")
+    if not isinstance(value, str) or not value:
+        return None
+    head, dot, tail = value.partition(".")
+    if dot:  # Shopify sends nanoseconds (…57.290670248Z); Python keeps microseconds.
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        value = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    try:
+        parsed = parse_datetime(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    # A time no page can show (e.g. year 1 at +14:00 is year 0 in UTC) counts as none.
+    from integrations.inbound.values import storable_datetime
+
+    return storable_datetime(parsed)
 
 
 @dataclass

@@ -7,15 +7,125 @@ by `manage.py events trace`. Both run a constant number of queries whatever the 
 deliveries or jobs.
 """
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Max, Min, Prefetch, QuerySet
 
+from console.timefmt import absolute
 from integrations.models import Attempt, Delivery, Event, Job, webhook_id_match
 
 # Job states whose last run did not succeed: the event is still failing while one of them remains.
 FAILING_JOB_STATES = (Job.Status.FAILED, Job.Status.RETRY_WAIT)
+
+# What a record-writing job reports when it wrote nothing (integrations.jobs.records.Written).
+STALE_PREFIX = "stale"
+_STALE = re.compile(
+    r"^stale: we already hold the version of (?P<ours>\S+), as new as or newer than this event's "
+    r"(?P<theirs>\S+); nothing written(?P<rest>.*)$",
+    re.S,
+)
+_VARIANTS = re.compile(r"^; variants: (?P<counts>.+)$", re.S)
+_OUTCOME_WORDS = {
+    "created": "Created the record: we did not hold it yet.",
+    "updated": "Updated the record to this event's version, the newest we have seen.",
+    "notified": "Told the fulfillment queue: the order can be picked and shipped.",
+}
+_VARIANT_WORDS = {"stale": "already up to date", "created": "created", "updated": "updated", "redacted": "redacted"}
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a successful job run did, in words: "stale" runs wrote nothing because we already held
+    a version of the record as new as (`same_version`) or newer than (`out_of_order`) the event's."""
+
+    kind: str  # created | updated | stale | redacted | other
+    words: str
+    ours: datetime | None = None  # stale: the version we already held (Shopify's updated_at)
+    theirs: datetime | None = None  # stale: the version this event carried
+
+    @property
+    def did_nothing(self) -> bool:
+        return self.kind in ("stale", "redacted")
+
+    @property
+    def out_of_order(self) -> bool:
+        """The event arrived after a newer change to its record had been written."""
+        return self.kind == "stale" and self.ours is not None and self.theirs is not None and self.ours > self.theirs
+
+
+def describe_result(message: str) -> JobResult:
+    """A successful attempt's message (what the job returned) as a JobResult with plain words."""
+    message = (message or "").strip()
+    match = _STALE.match(message)
+    if match:
+        ours, theirs = _parse_iso(match["ours"]), _parse_iso(match["theirs"])
+        result = JobResult("stale", "", ours, theirs)
+        if result.out_of_order:
+            words = (
+                f"Nothing written: we already hold a newer version of this record (changed at Shopify "
+                f"{absolute(ours)}) than the one this event carries ({absolute(theirs)}). The event arrived "
+                "out of order, after a later change; skipping it keeps the newest data."
+            )
+        elif ours is not None and ours == theirs:
+            words = (
+                f"Nothing written: we already hold this very version of the record (changed at Shopify "
+                f"{absolute(ours)}), written by an earlier event about the same change."
+            )
+        else:
+            words = "Nothing written: we already hold a version of the record as new as or newer than this event's."
+        return JobResult("stale", words + _variant_words(match["rest"]), ours, theirs)
+    if message == STALE_PREFIX:  # written before attempts named both versions
+        return JobResult("stale", "Nothing written: we already held a version as new as or newer than this event's.")
+    if message.startswith("redacted"):
+        return JobResult(
+            "redacted",
+            "Nothing written: the record's personal data was removed (redacted), so it is never written back.",
+        )
+    head, _, rest = message.partition(";")
+    if head in _OUTCOME_WORDS:
+        return JobResult(head, _OUTCOME_WORDS[head] + _variant_words(";" + rest if rest else ""))
+    return JobResult("other", message[:1].upper() + message[1:])
+
+
+def _variant_words(rest: str) -> str:
+    match = _VARIANTS.match(rest)
+    if not match:
+        return ""
+    parts = []
+    for part in match["counts"].split(","):
+        count, _, outcome = part.strip().partition(" ")
+        parts.append(f"{count} {_VARIANT_WORDS.get(outcome, outcome)}")
+    return f" Variants: {', '.join(parts)}."
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def first_result(job: Job) -> JobResult | None:
+    """What the job did when the event was first processed (its successful run that was not a
+    replay), from `job.attempts` as `traced_events()` loads them."""
+    first = next(
+        (
+            a
+            for a in job.attempts.all()
+            if a.outcome == Attempt.Outcome.SUCCEEDED and a.trigger != Attempt.Trigger.REPLAY
+        ),
+        None,
+    )
+    return describe_result(first.message) if first is not None else None
+
+
+def latest_result(job: Job) -> JobResult | None:
+    """What the job's latest successful run did."""
+    succeeded = [a for a in job.attempts.all() if a.outcome == Attempt.Outcome.SUCCEEDED]
+    return describe_result(succeeded[-1].message) if succeeded else None
 
 
 def traced_events() -> QuerySet[Event]:
@@ -39,6 +149,7 @@ def trace_event(event: Event) -> dict[str, Any]:
     failing_job = next((job for job in jobs if job.status in FAILING_JOB_STATES), None)
     still_failing = event.status == Event.Status.FAILED or failing_job is not None
     failure = _current_failure(event, jobs, failing_job) if still_failing else _past_failure(jobs)
+    results = {job.pk: latest_result(job) if job.status == Job.Status.SUCCEEDED else None for job in jobs}
     return {
         "webhook_id": event.webhook_id,
         "event_id": event.pk,
@@ -51,11 +162,21 @@ def trace_event(event: Event) -> dict[str, Any]:
         "processed": event.processed_count,
         "status": event.status,
         "jobs": [
-            {"name": job.name, "status": job.status, "attempts": job.attempt_count, "error": job.last_error or None}
+            {
+                "name": job.name,
+                "status": job.status,
+                "attempts": job.attempt_count,
+                "error": job.last_error or None,
+                # What its latest successful run did, in words ("Nothing written: ..."), or None.
+                "result": (results[job.pk].words or None) if results[job.pk] else None,
+                "did_nothing": bool(results[job.pk] and results[job.pk].did_nothing),
+            }
             for job in jobs
         ],
         "failure": failure,
         "still_failing": still_failing,
+        # When first processed, a newer version of its record was already held.
+        "out_of_order": any((first := first_result(job)) is not None and first.out_of_order for job in jobs),
         "first_received_at": _iso(event.received_at),
         "last_received_at": _iso(event.last_delivery_at),
     }
@@ -99,6 +220,7 @@ def _trace_rejected(webhook_id: str, shop_domain: str | None) -> dict[str, Any] 
         "processed": 0,
         "status": "rejected",
         "jobs": [],
+        "out_of_order": False,
         "failure": {
             "stage": "verification",
             "error": latest["reason"] or f"Rejected with HTTP {latest['response_status']}",
@@ -168,6 +290,10 @@ def plain_words(trace: dict[str, Any]) -> list[tuple[str, str]]:
         done = f"Yes, {_times(processed)}."
         if status != Event.Status.PROCESSED:
             done += f" Now {status}."
+        if trace["jobs"] and all(job["did_nothing"] for job in trace["jobs"]):
+            done += " It changed nothing: every job found nothing to write (see which jobs)."
+        if trace.get("out_of_order"):
+            done += " It arrived out of order: a newer change to the same record had already been written."
     else:
         done = {
             "queued": "Not yet: waiting in the queue.",
@@ -184,6 +310,7 @@ def plain_words(trace: dict[str, Any]) -> list[tuple[str, str]]:
             by_status[job["status"]] = by_status.get(job["status"], 0) + 1
         summary = ", ".join(f"{count} {state.replace('_', ' ')}" for state, count in by_status.items())
         which = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}: {summary}."
+        which += "".join(f" {job['name']}: {job['result']}" for job in jobs if job.get("did_nothing"))
     else:
         which = "None." if status != Event.Status.QUEUED else "None yet."
     if failure is None:

@@ -28,6 +28,21 @@ for _sources, _target in TRANSITIONS.values():
     Event.TRIAGE.check(_sources, _target)
 PAST_TENSE = {"acknowledge": "acknowledged", "resolve": "resolved", "ignore": "ignored", "reopen": "reopened"}
 MAX_TAGS_LENGTH = Event._meta.get_field("tags").max_length
+# Where triage means something: processing went wrong, or a person set the event aside.
+TRIAGE_STATUSES = (Event.Status.FAILED, Event.Status.RETRY_WAIT, Event.Status.IGNORED)
+
+
+def is_triageable(event: Event) -> bool:
+    """Whether support can triage the event: it failed, waits to retry or was ignored, or triage
+    already started on it (a state other than open, an assignee or tags), which must stay possible
+    to finish or undo after the event recovers. A processed or queued event nobody triaged has
+    nothing to triage."""
+    return (
+        event.status in TRIAGE_STATUSES
+        or event.triage_state != Triage.OPEN
+        or event.assignee_id is not None
+        or bool(event.tags)
+    )
 
 
 def assignable_users() -> QuerySet:

@@ -19,4 +19,5 @@ urlpatterns = [
     path("deliveries/<int:pk>/", views.delivery_detail, name="delivery"),
     path("views/", views.save_view, name="save_view"),
     path("views/<int:pk>/delete/", views.delete_view, name="delete_view"),
+    path("failed-tasks/", views.failed_tasks, name="failed_tasks"),
 ]

@@ -1,11 +1,16 @@
 """The event log: list (with live poll and CSV export), event and rejected-delivery detail,
-triage actions and saved views. Views stay thin; queries live in `event_log`, changes in
-`triage` and `saved_views`."""
+triage actions, saved views, and the worker's failed tasks. Views stay thin; queries live in
+`selectors`, changes in `triage` and `saved_views`.
+
+Every query parameter goes through a form: a bad filter on the list page is reported beside the
+filters (and not applied); anywhere a page cannot say so (export, live poll, cursors), it is 400.
+"""
 
 import csv
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,25 +31,63 @@ TRIAGE = "integrations.triage_event"
 # --- List -----------------------------------------------------------------------------------
 
 
+def _position(request: HttpRequest) -> dict:
+    """The validated `cursor` and `after` parameters; 400 when either is not an id we could have sent."""
+    form = filters.PositionForm(request.GET)
+    if not form.is_valid():
+        raise BadRequest(f"Bad list position: {form.errors.as_text()}")
+    return form.cleaned_data
+
+
+def _strict_filters(form: filters.EventFilterForm) -> dict:
+    """The filters, or 400 naming the bad ones: for answers that cannot show a form error."""
+    if form.has_invalid_filters():
+        raise BadRequest(f"Invalid filters (nothing was applied): {form.error_summary()}")
+    return form.filters()
+
+
 @require_GET
 @require_perm(VIEW)
 def event_list(request: HttpRequest) -> HttpResponse:
     form = filters.EventFilterForm(request.GET or None)
+    position = _position(request)
     log = selectors.build_log_query(form.filters())
-    page = keyset_page(log.queryset, cursor=request.GET.get("cursor"))
+    cursor = position["cursor"]
+    page = keyset_page(log.queryset, cursor=str(cursor) if cursor else None)
+    query = form.query_string()
+    also = _also_blocks(log, query) if page.first_page else []
+    selectors.mark_out_of_order([*page.rows, *(row for block in also for row in block["rows"])])
     context = {
         "form": form,
         "log": log,
         "page": page,
-        "query": form.query_string(),
+        "query": query,
+        "also": also,
         # The live poll asks for rows above the newest one shown (0 when none matched yet).
         "newest_id": page.rows[0].pk if page.rows else 0,
-        "topics": filters.COMMON_TOPICS,
+        "topics": filters.topic_suggestions(),
         "saved_views": SavedView.objects.filter(user=request.user),
     }
-    if request.htmx and request.GET.get("cursor"):
+    if request.htmx and cursor:
         return render(request, "integrations/events/_rows.html", context)
     return render(request, "integrations/events/list.html", context)
+
+
+def _also_blocks(log: selectors.LogQuery, query: str) -> list[dict]:
+    """The rows with the searched webhook id that the status filter hides, with a link to all of them."""
+    blocks = []
+    for extra, rows, more in selectors.also_rows(log):
+        params = QueryDict(query, mutable=True)
+        params.pop("status", None)
+        if extra.kind == filters.KIND_REJECTED:
+            params["status"] = filters.REJECTED
+            title = "Rejected requests with this webhook id (they never became events)"
+        elif log.kind == filters.KIND_REJECTED:
+            title = "Accepted events with this webhook id"
+        else:
+            title = "Events with this webhook id in another status"
+        blocks.append({"log": extra, "rows": rows, "more": more, "title": title, "query": params.urlencode()})
+    return blocks
 
 
 @require_GET
@@ -52,12 +95,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
 def event_poll(request: HttpRequest) -> HttpResponse:
     """Rows newer than `after` that match the filters, with the poller that asks for the next ones."""
     form = filters.EventFilterForm(request.GET or None)
-    log = selectors.build_log_query(form.filters())
-    try:
-        after = max(int(request.GET.get("after", "0")), 0)
-    except ValueError:
-        after = 0
+    log = selectors.build_log_query(_strict_filters(form))
+    after = _position(request)["after"] or 0
     rows = selectors.newer_rows(log, after)
+    selectors.mark_out_of_order(rows)
     context = {"log": log, "rows": rows, "query": form.query_string(), "newest_id": rows[0].pk if rows else after}
     return render(request, "integrations/events/_poll.html", context)
 
@@ -73,7 +114,8 @@ class _Echo:
 @require_perm(VIEW)
 def event_export(request: HttpRequest) -> StreamingHttpResponse:
     form = filters.EventFilterForm(request.GET or None)
-    log = selectors.build_log_query(form.filters())
+    # An export without the filter that was asked for would be a different (larger) file: refuse.
+    log = selectors.build_log_query(_strict_filters(form))
     writer = csv.writer(_Echo())
     lines = (writer.writerow(row) for row in export.export_rows(log))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
@@ -112,6 +154,7 @@ def delivery_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "delivery": delivery,
         "trace": trace,
+        "triggered_at": selectors.delivery_triggered_at(delivery),
         "payload": selectors.render_payload(delivery.body),
     }
     return render(request, "integrations/events/delivery.html", context)
@@ -142,6 +185,8 @@ class TagsForm(NoteForm):
 @require_perm(VIEW, TRIAGE)
 def triage_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("assignee"), pk=pk)
+    if not triage.is_triageable(event):
+        return _after_triage(request, event, error=_not_triageable(event))
     form = NoteForm(request.POST)
     if not form.is_valid():
         return _after_triage(request, event, error="The note is too long.")
@@ -186,6 +231,8 @@ def set_status(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @require_perm(VIEW, TRIAGE)
 def triage_assign(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("assignee"), pk=pk)
+    if not triage.is_triageable(event):
+        return _after_triage(request, event, error=_not_triageable(event))
     form = AssignForm(request.POST)
     if not form.is_valid():
         return _after_triage(request, event, error="Pick a member of support or admin.")
@@ -201,6 +248,8 @@ def triage_assign(request: HttpRequest, pk: int) -> HttpResponse:
 @require_perm(VIEW, TRIAGE)
 def triage_tags(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("assignee"), pk=pk)
+    if not triage.is_triageable(event):
+        return _after_triage(request, event, error=_not_triageable(event))
     form = TagsForm(request.POST)
     if not form.is_valid():
         return _after_triage(request, event, error="Tags are too long.")
@@ -234,17 +283,27 @@ def _after_triage(
     return redirect("events:detail", pk=event.pk)
 
 
+def _not_triageable(event: Event) -> str:
+    return (
+        f"Nothing to triage: the event is {event.get_status_display().lower()}. Triage is for events that "
+        "failed, wait to retry or were ignored."
+    )
+
+
 def _triage_context(request: HttpRequest, event: Event) -> dict:
     context = {
         "notes": event.history.select_related("author"),
         "tags": [tag for tag in event.tags.split(",") if tag],
+        "triageable": triage.is_triageable(event),
     }
     if request.user.has_perm(TRIAGE):
-        context["assign_form"] = AssignForm(initial={"assignee": event.assignee_id})
-        context["tags_form"] = TagsForm(initial={"tags": event.tags.replace(",", ", ")})
-        context["actions"] = [
-            action for action, (from_states, _) in triage.TRANSITIONS.items() if event.triage_state in from_states
-        ]
+        context["can_triage"] = True
+        if context["triageable"]:
+            context["assign_form"] = AssignForm(initial={"assignee": event.assignee_id})
+            context["tags_form"] = TagsForm(initial={"tags": event.tags.replace(",", ", ")})
+            context["actions"] = [
+                action for action, (from_states, _) in triage.TRANSITIONS.items() if event.triage_state in from_states
+            ]
         context["status_actions"] = [
             (action, label)
             for action, (_service, label) in STATUS_ACTIONS.items()
@@ -268,8 +327,12 @@ def save_view(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the view a name (80 characters at most).")
         return redirect("events:list")
-    # Re-validate the filter through the form so a saved view only ever holds known filters.
-    query = filters.EventFilterForm(QueryDict(form.cleaned_data["query"])).query_string()
+    # Re-validate the filter through the form so a saved view only ever holds known, valid filters.
+    filter_form = filters.EventFilterForm(QueryDict(form.cleaned_data["query"]))
+    query = filter_form.query_string()
+    if filter_form.has_invalid_filters():
+        messages.error(request, f"Not saved: {filter_form.error_summary()}")
+        return redirect(f"{reverse('events:list')}?{query}" if query else reverse("events:list"))
     view = saved_views.save_view(user=request.user, name=form.cleaned_data["name"], query=query)
     messages.success(request, f"Saved view “{view.name}”.")
     return redirect(f"{reverse('events:list')}?{view.query}" if view.query else reverse("events:list"))
@@ -282,3 +345,26 @@ def delete_view(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such saved view of yours.")
     messages.success(request, "Saved view deleted.")
     return redirect("events:list")
+
+
+# --- The worker's failed tasks ---------------------------------------------------------------
+
+FAILED_TASKS_SHOWN = 100
+
+
+@require_GET
+@require_perm("integrations.view_job")
+def failed_tasks(request: HttpRequest) -> HttpResponse:
+    """django-q2 tasks that raised, newest first: kept until someone clears them, never dropped.
+
+    Read-only for everyone (support and admins): which function failed, when, with what error.
+    """
+    from django_q.models import Failure
+
+    failures = Failure.objects.order_by("-stopped").only(
+        "id", "name", "func", "group", "started", "stopped", "result", "attempt_count"
+    )
+    rows = list(failures[: FAILED_TASKS_SHOWN + 1])
+    capped = len(rows) > FAILED_TASKS_SHOWN
+    context = {"tasks": rows[:FAILED_TASKS_SHOWN], "capped": capped, "total": failures.count() if capped else len(rows)}
+    return render(request, "integrations/events/failed_tasks.html", context)

@@ -117,3 +117,79 @@ def test_new_event_appears_live_without_reload(support_page):
     expect(rows).to_have_count(2)
     expect(page.locator(f"#event-{ignored.pk}")).to_have_count(0)
     assert page.evaluate("window.__same_page") is True
+
+
+def test_a_rejected_webhook_is_found_by_id_under_any_status(support_page):
+    page = support_page
+    webhook_id = "5f0e1a2b-9c3d-4e5f-8a7b-6c5d4e3f2a1b"
+    shop = ShopFactory(domain="south.myshopify.com")
+    rejected = DeliveryFactory(
+        event=None, webhook_id=webhook_id, shop_domain=shop.domain, reason="HMAC signature did not match"
+    )
+    EventFactory(shop=shop, status=Event.Status.PROCESSED)  # noise
+
+    page.goto("/events/")
+    expect(page.get_by_label("Status")).to_have_value("")  # "Any status"
+    page.get_by_label("Search").fill(webhook_id[:8])  # the start of the id is enough
+    page.get_by_role("button", name="Filter").click()
+    section = page.get_by_role("region", name="Rejected requests with this webhook id (they never became events)")
+    expect(section).to_be_visible()
+    row = section.locator(f"#delivery-{rejected.pk}")
+    expect(row).to_contain_text("HMAC signature did not match")
+    # The whole id is shown, and one click selects all of it for copying.
+    code = row.locator("code.id")
+    expect(code).to_have_text(webhook_id)
+    code.click()
+    assert page.evaluate("window.getSelection().toString()") == webhook_id
+
+    # Under another status the webhook is still found; its row opens the request's page.
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(f"#delivery-{rejected.pk}")).to_be_visible()
+    page.locator(f"#delivery-{rejected.pk} a").click()
+    page.wait_for_url(re.compile(rf"/events/deliveries/{rejected.pk}/$"))
+    expect(page.get_by_role("heading", name="Why it was refused")).to_be_visible()
+
+
+def test_fifty_rows_fit_one_line_each_at_1366_px(support_page):
+    page = support_page
+    shops = [ShopFactory(domain=f"a-rather-long-merchant-store-name-number-{n}.myshopify.com") for n in range(3)]
+    statuses = list(Event.Status.values)
+    for i in range(50):
+        EventFactory(
+            shop=shops[i % 3],
+            webhook_id=f"{i:08x}-bdd9-4b37-8a5f-bf7d70bcd043",
+            topic=["inventory_levels/update", "orders/create", "customers/data_request"][i % 3],
+            status=statuses[i % len(statuses)],
+            resource_label=f"#{100000 + i}",
+        )
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto("/events/")
+    rows = page.locator("#log-rows tr.log-row")
+    expect(rows).to_have_count(50)
+    heights = rows.evaluate_all("rows => rows.map(r => r.getBoundingClientRect().height)")
+    assert max(heights) < 40, heights  # one line of text each
+    size = page.evaluate(
+        "({height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth,"
+        " viewport: document.documentElement.clientWidth})"
+    )
+    assert size["height"] < 2400, size  # it was 3,300 px with wrapped shop domains
+    assert size["width"] <= size["viewport"], size  # no sideways scrolling either
+    # A cut shop domain is whole on hover.
+    expect(rows.first.locator("td.shop")).to_have_attribute("title", re.compile(r"\.myshopify\.com$"))
+
+
+def test_pages_have_a_favicon_and_no_missing_files(support_page):
+    page = support_page
+    event = EventFactory(status=Event.Status.FAILED)
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    for path in ("/", "/events/", f"/events/{event.pk}/", "/events/failed-tasks/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        icon = page.locator('link[rel="icon"]')
+        expect(icon).to_have_attribute("type", "image/svg+xml")
+        href = icon.get_attribute("href")
+        response = page.request.get(href)
+        assert response.status == 200 and "svg" in response.headers["content-type"], href
+    assert missing == []

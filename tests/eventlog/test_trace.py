@@ -28,6 +28,7 @@ KEYS = {
     "jobs",
     "failure",
     "still_failing",
+    "out_of_order",
     "first_received_at",
     "last_received_at",
 }
@@ -50,7 +51,17 @@ def test_processed_event_answers_all_five_questions():
     assert trace["topic"] == "orders/create"
     assert (trace["received"], trace["verified"]) == (True, True)
     assert (trace["deliveries"], trace["processed"], trace["status"]) == (1, 1, "processed")
-    assert trace["jobs"] == [{"name": "sync_order", "status": "succeeded", "attempts": 1, "error": None}]
+    assert trace["jobs"] == [
+        {
+            "name": "sync_order",
+            "status": "succeeded",
+            "attempts": 1,
+            "error": None,
+            "result": None,
+            "did_nothing": False,
+        }
+    ]
+    assert trace["out_of_order"] is False
     assert trace["failure"] is None
     assert trace["still_failing"] is False
     assert trace["first_received_at"] == event.received_at.isoformat()
