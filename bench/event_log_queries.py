@@ -118,10 +118,10 @@ def _fill(connection, shops, size: int) -> None:
             """
             INSERT INTO integrations_delivery (
                 received_at, shop_id, shop_domain, topic, webhook_id, headers, body, body_size, source_ip,
-                signature_valid, outcome, response_status, reason, duration_ms)
+                signature_valid, outcome, response_status, reason, duration_ms, body_sha256, body_truncated)
             SELECT now() - ((%(size)s - i) || ' seconds')::interval, NULL, 'unknown-' || (i %% 7) || '.myshopify.com',
                    'orders/create', 'rejected-' || i, '{}'::jsonb, 'x'::bytea, 1, '127.0.0.1', NULL,
-                   'rejected', 401, 'unknown shop', 0.5
+                   'rejected', 401, 'unknown shop', 0.5, '', false
             FROM generate_series(%(start)s, %(end)s) AS i WHERE i %% 100 = 0
             """,
             {"size": size, "start": have + 1, "end": size},
