@@ -12,6 +12,12 @@ class IntegrationsConfig(AppConfig):
         # processing starts with the cluster and scales with its workers.
         post_spawn.connect(_start_pump_on_spawn, dispatch_uid="integrations.start_pump")
 
+        from django.core.signals import request_started
+
+        from integrations.inbound.storage import drop_receiver_limits
+
+        request_started.connect(drop_receiver_limits, dispatch_uid="integrations.drop_receiver_limits")
+
 
 def _start_pump_on_spawn(sender, proc_name, **kwargs):
     from integrations.tasks import start_worker_pump
