@@ -55,6 +55,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, bench_env, scratch_database
+from console.processes import stop_processes
 
 
 # The one call into the worker's code, kept at the top because it is the line that moves: the
@@ -627,18 +628,9 @@ class Processes:
 
     def stop(self, processes: list[subprocess.Popen]) -> None:
         """SIGTERM each main process (qcluster stops its own children in order), SIGKILL the
-        group of any still there after 20 s, as tests/processes.py does."""
+        group of any still there after STOP_GRACE_SECONDS: devstack's and the tests' own way."""
+        stop_processes(processes, timeout=STOP_GRACE_SECONDS)
         for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
             if process in self.running:
                 self.running.remove(process)
 

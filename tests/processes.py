@@ -12,7 +12,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
-from console.management.commands.devstack import stop_processes
+from console.processes import stop_processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,6 @@
 """Run the whole console locally: web server, django-q2 worker, and (when present) the store
 simulator. Ctrl-C stops every process; if one dies, the others are stopped too."""
 
-import contextlib
 import importlib.util
 import os
 import signal
@@ -14,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 from console.management.commands.seed_demo import DEMO_USERS
+from console.processes import stop_processes
 
 
 class Command(BaseCommand):
@@ -85,23 +85,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Password: {password_hint}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         self.stdout.flush()
-
-
-def stop_processes(processes, timeout: float = 15) -> None:
-    """SIGTERM each main process (not its group: qcluster stops its own children in order and
-    hangs if they are signalled behind its back), then SIGKILL the group of any that linger."""
-    processes = list(processes)
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _simulator_available() -> bool:
