@@ -131,7 +131,9 @@ class Pump:
         return len(outcomes)
 
     def _load(self, event_ids: list[int]) -> list[tuple[Event, dict | Exception, dict[str, Job]]]:
-        events = list(Event.objects.filter(pk__in=event_ids, claimed_by=self.name).select_related("shop"))
+        events = list(
+            Event.objects.filter(pk__in=event_ids, claimed_by=self.name).select_related("shop").order_by("pk")
+        )
         bodies = dict(
             Delivery.objects.filter(event_id__in=event_ids, outcome=Delivery.Outcome.ACCEPTED).values_list(
                 "event_id", "body"
@@ -213,10 +215,13 @@ class Pump:
 
 
 def _lock_order(item) -> tuple:
+    """By record, then by arrival: the same row-lock order in every pump, and two events for one
+    record run in the order they arrived (the later one is the one support sees as stale)."""
     event, payload, _jobs = item
     if isinstance(payload, dict):
-        return (0, event.shop_id, event.topic.split("/")[0], str(payload.get("id") or payload.get("inventory_item_id")))
-    return (1, event.pk)
+        record = str(payload.get("id") or payload.get("inventory_item_id"))
+        return (0, event.shop_id, event.topic.split("/")[0], record, event.pk)
+    return (1, event.shop_id, "", "", event.pk)
 
 
 def process_pending(limit: int | None = None) -> int:

@@ -179,3 +179,12 @@ def test_every_attempt_says_which_worker_ran_it(shop):
     process_pending()
     attempt = Attempt.objects.get()
     assert attempt.worker.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+
+
+def test_events_for_one_record_run_in_the_order_they_arrived(shop):
+    """Within a batch, whatever order the database returns the claimed rows in."""
+    first = receive(shop, "orders/updated", order(9100, updated="2026-05-04T10:00:00Z"), "wh-arrived-1")
+    second = receive(shop, "orders/updated", order(9100, updated="2026-05-04T10:00:00Z"), "wh-arrived-2")
+    assert process_pending() == 2
+    assert Attempt.objects.get(job__event=first).message == "created"
+    assert Attempt.objects.get(job__event=second).message.startswith("stale")
