@@ -22,6 +22,10 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "integrations.view_attempt",
     "integrations.triage_event",
     "integrations.view_privacyrequest",
+    # Outbound calls: read them; enqueue, pause and resume a shop, send a failed call again.
+    "integrations.view_outboundcall",
+    "integrations.view_outboundattempt",
+    "integrations.send_outbound",
     "incidents.view_incident",
     "incidents.add_incident",
     "incidents.change_incident",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -163,6 +164,30 @@ EVENT_BATCH_SIZE = env.int("EVENT_BATCH_SIZE", default=100)
 EVENT_CLAIM_LEASE_SECONDS = env.int("EVENT_CLAIM_LEASE_SECONDS", default=30)
 # How long `integrations.tasks.pump_events` runs when queued as a task (must stay below Q_TIMEOUT).
 EVENT_PUMP_RUN_SECONDS = env.int("EVENT_PUMP_RUN_SECONDS", default=50)
+
+# Outbound calls to Shopify (integrations.outbound). Every qcluster worker process also runs
+# OUTBOUND_SENDER_THREADS senders. The throttle models each shop's GraphQL bucket in the database,
+# or in Redis ("redis", needs REDIS_URL); until Shopify first reports a shop's bucket it is taken
+# to be OUTBOUND_BUCKET_MAXIMUM points restoring OUTBOUND_BUCKET_RESTORE_RATE per second (the
+# standard plan). Replay and reconcile lanes leave OUTBOUND_LIVE_RESERVE (a fraction of the bucket)
+# for live calls. Retryable failures back off from OUTBOUND_BACKOFF_BASE seconds, doubling up to
+# OUTBOUND_BACKOFF_CAP, for at most OUTBOUND_MAX_ATTEMPTS tries; a running call whose sender has
+# held it OUTBOUND_CLAIM_LEASE_SECONDS (more than connect + read timeout) goes back to the queue.
+OUTBOUND_SENDER_THREADS = env.int("OUTBOUND_SENDER_THREADS", default=1)
+OUTBOUND_CONNECT_TIMEOUT = env.float("OUTBOUND_CONNECT_TIMEOUT", default=3.05)
+OUTBOUND_READ_TIMEOUT = env.float("OUTBOUND_READ_TIMEOUT", default=10.0)
+OUTBOUND_THROTTLE_BACKEND = env.str("OUTBOUND_THROTTLE_BACKEND", default="database")
+OUTBOUND_BUCKET_MAXIMUM = env.float("OUTBOUND_BUCKET_MAXIMUM", default=2000.0)
+OUTBOUND_BUCKET_RESTORE_RATE = env.float("OUTBOUND_BUCKET_RESTORE_RATE", default=100.0)
+OUTBOUND_LIVE_RESERVE = env.float("OUTBOUND_LIVE_RESERVE", default=0.25)
+OUTBOUND_BACKOFF_BASE = env.float("OUTBOUND_BACKOFF_BASE", default=1.0)
+OUTBOUND_BACKOFF_CAP = env.float("OUTBOUND_BACKOFF_CAP", default=300.0)
+OUTBOUND_MAX_ATTEMPTS = env.int("OUTBOUND_MAX_ATTEMPTS", default=8)
+OUTBOUND_CLAIM_LEASE_SECONDS = env.int("OUTBOUND_CLAIM_LEASE_SECONDS", default=60)
+if OUTBOUND_THROTTLE_BACKEND not in ("database", "redis"):
+    raise ImproperlyConfigured("OUTBOUND_THROTTLE_BACKEND must be 'database' or 'redis'")
+if OUTBOUND_THROTTLE_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("OUTBOUND_THROTTLE_BACKEND=redis needs REDIS_URL")
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -29,21 +29,37 @@ _stop = threading.Event()
 
 
 def start_worker_pump() -> int:
-    """Start this process's pump threads (EVENT_PUMP_THREADS, default 1) if they are not running.
-    Returns how many were started."""
-    wanted = settings.EVENT_PUMP_THREADS
+    """Start this process's event pump threads (EVENT_PUMP_THREADS, default 1) and outbound sender
+    threads (OUTBOUND_SENDER_THREADS, default 1) if they are not running. Returns how many were
+    started."""
     with _pump_lock:
         _pump_threads[:] = [thread for thread in _pump_threads if thread.is_alive()]
         started = 0
-        while len(_pump_threads) < wanted:
-            tag = f"pump{len(_pump_threads) + 1}"
-            # A daemon: when django-q2 stops or recycles the worker process, the pump goes with it;
-            # its uncommitted batch rolls back and recovery gives its claims back after the lease.
-            thread = threading.Thread(target=_run_pump, args=(tag,), name=f"event-{tag}", daemon=True)
-            thread.start()
-            _pump_threads.append(thread)
-            started += 1
+        for kind, wanted, run in (
+            ("pump", settings.EVENT_PUMP_THREADS, _run_pump),
+            ("sender", settings.OUTBOUND_SENDER_THREADS, _run_sender),
+        ):
+            alive = sum(1 for thread in _pump_threads if thread.name.startswith(f"{kind}-"))
+            for number in range(alive + 1, wanted + 1):
+                tag = f"{kind}{number}"
+                # A daemon: when django-q2 stops or recycles the worker process, the thread goes
+                # with it; uncommitted work rolls back and recovery gives claims back after the lease.
+                thread = threading.Thread(target=run, args=(tag,), name=f"{kind}-{tag}", daemon=True)
+                thread.start()
+                _pump_threads.append(thread)
+                started += 1
     return started
+
+
+def _run_sender(tag: str) -> None:
+    from django.db import connection
+
+    from integrations.outbound.sender import Sender
+
+    try:
+        Sender(tag=tag).run_forever(_stop)
+    finally:
+        connection.close()
 
 
 def _run_pump(tag: str) -> None:

@@ -4,6 +4,7 @@
 - inbound: Delivery (every request), Event (one per shop and webhook id)
 - work: Job, Attempt, WorkerHeartbeat
 - platform: the demo platform's records (orders, products, variants, inventory, customers)
+- outbound: OutboundCall, OutboundAttempt, ShopThrottle
 - privacy: PrivacyRequest
 - triage: triage history and saved views
 """
@@ -17,6 +18,7 @@ from integrations.models.platform import (
     PlatformProduct,
     PlatformVariant,
 )
+from integrations.models.outbound import OutboundAttempt, OutboundCall, ShopThrottle
 from integrations.models.privacy import PrivacyProof, PrivacyRequest
 from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
 from integrations.models.states import InvalidTransition, StateMachine
@@ -32,6 +34,8 @@ __all__ = [
     "FulfillmentNotification",
     "InvalidTransition",
     "Job",
+    "OutboundAttempt",
+    "OutboundCall",
     "PlatformCustomer",
     "PlatformInventoryLevel",
     "PlatformOrder",
@@ -41,6 +45,7 @@ __all__ = [
     "PrivacyRequest",
     "SavedView",
     "Shop",
+    "ShopThrottle",
     "StateMachine",
     "WorkerHeartbeat",
     "api_version_validator",

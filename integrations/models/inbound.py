@@ -66,6 +66,16 @@ class Event(models.Model):
         "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_events", db_index=False
     )
     tags = models.CharField(max_length=255, blank=True)
+    # Set by the pump when the webhook reports a change our own call made (see outbound.echo):
+    # handlers never write an echo back to Shopify, so sync loops cannot start.
+    echo_of = models.ForeignKey(
+        "integrations.OutboundCall",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="echoes",
+        db_index=False,
+    )
 
     class Meta:
         permissions = [("triage_event", "Can assign, tag, acknowledge, resolve or ignore failed events")]
@@ -103,6 +113,7 @@ class Event(models.Model):
             ),
             # Event log filters, newest first (keyset on id).
             models.Index(fields=["shop", "-id"], name="int_event_shop_idx"),
+            models.Index(fields=["echo_of"], name="int_event_echo_idx", condition=models.Q(echo_of__isnull=False)),
             models.Index(fields=["topic", "-id"], name="int_event_topic_idx"),
             # Shop + status (e.g. one shop's failures): without it, a shop with no such event made
             # PostgreSQL walk the whole log backwards. Queued events are left out, as in the

@@ -22,6 +22,7 @@ from integrations.inbound.values import storable_text
 from integrations.jobs.registry import JOB_TYPES, TOPIC_JOBS, RetryableJobError
 from integrations.jobs.resources import Resource, describe_resource
 from integrations.models import Attempt, Event, Job
+from integrations.outbound.echo import find_echo_source
 
 Status = Event.Status
 MAX_ATTEMPTS = 5
@@ -117,6 +118,7 @@ def run_event(
     # The jobs read the resource fields (e.g. a replay decision reads resource_id).
     event.resource_gid, event.resource_id = storable_text(resource.gid[:255]), storable_text(resource.id[:40])
     event.resource_label, event.resource_updated_at = storable_text(resource.label[:100]), resource.updated_at
+    event.echo_of_id = find_echo_source(event)
     outcome = Outcome(event, Status.PROCESSED, resource=resource)
     for name in names:
         job = jobs.get(name)
@@ -240,6 +242,7 @@ EVENT_SETTLE_FIELDS = (
     "resource_id",
     "resource_label",
     "resource_updated_at",
+    "echo_of",
 )
 JOB_FIELDS = ("attempt_count", "next_attempt_at", "last_error", "retryable", "finished_at")
 
@@ -289,6 +292,7 @@ def _settle_values(outcome: Outcome, now: datetime) -> dict:
         "resource_id": storable_text(resource.id[:40]) if resource else event.resource_id,
         "resource_label": storable_text(resource.label[:100]) if resource else event.resource_label,
         "resource_updated_at": resource.updated_at if resource else event.resource_updated_at,
+        "echo_of": event.echo_of_id,
     }
 
 

@@ -160,6 +160,9 @@ def mark_shop_uninstalled(*, shop_id: int, at, reason: str, by=None) -> bool:
         before = _snapshot(shop)
         shop.state, shop.state_changed_at = Shop.State.UNINSTALLED, at
         _save_audited(shop, before, by=by, verb="shop.uninstalled", reason=reason, request=None)
+        from integrations.outbound.queue import stop_calls_of_uninstalled_shop
+
+        stop_calls_of_uninstalled_shop(shop)
     return True
 
 

@@ -18,7 +18,8 @@ FAULT_DEFAULTS: dict[str, dict[str, Any]] = {
     "wrong_signature": {},  # HMAC made with a wrong key
     "drop_delivery": {},  # never sent (listed as dropped)
     # Admin API
-    "api_5xx_rate": {"statuses": [500, 503]},  # answer one of these instead
+    # answer one of these instead (429 too), with Retry-After when `retry_after` is set
+    "api_5xx_rate": {"statuses": [500, 503], "retry_after": None},
     "small_bucket": {"rest_size": 5, "rest_leak_rate": 1.0, "graphql_maximum": 100.0, "graphql_restore_rate": 10.0},
     "throttle_storm": {},  # the bucket is found full/empty before the request
     "slow_responses": {"seconds": 0.5},  # answer after this delay

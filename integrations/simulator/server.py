@@ -136,6 +136,8 @@ class Simulator:
             delay = float(fault.params["seconds"])
         if fault := shop.faults.hit("api_5xx_rate"):
             status = int(fault.rng.choice(list(fault.params["statuses"])))
+            if fault.params.get("retry_after") is not None:
+                headers.append(("Retry-After", f"{float(fault.params['retry_after']):.1f}"))
             _pause(delay)
             return error_response(status, headers)
         if not versioned and resource == "oauth/access_token":

@@ -1,0 +1,155 @@
+"""The one Admin API client: the only code in the console that talks to Shopify.
+
+A pooled `requests` session per thread, connect and read timeouts from settings, the shop's own
+base URL and API version (so a shop pointed at the simulator works unchanged). It never raises for
+what Shopify or the network did: every answer, timeout and refused connection comes back as a
+`Reply` holding what an OutboundAttempt records, for `classify` to judge.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from integrations.models import Shop
+
+USER_AGENT = "shopify-support-console/1.0"
+EXCERPT_CHARS = 2000
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)  # we retry, not urllib3
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        _local.session = session
+    return session
+
+
+@dataclass
+class Reply:
+    """What one request to Shopify came back with (or why nothing did)."""
+
+    http_status: int | None = None
+    body: dict | list | None = None
+    transport_error: str = ""  # "timeout" or "connection", with `error_message`
+    error_message: str = ""
+    duration_ms: int = 0
+    request_id: str = ""
+    retry_after: float | None = None
+    deprecation: str = ""
+    call_limit: str = ""
+    excerpt: str = ""
+    error_codes: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # top-level GraphQL errors
+    requested_cost: int | None = None
+    actual_cost: int | None = None
+    bucket_available: float | None = None
+    bucket_maximum: float | None = None
+    restore_rate: float | None = None
+
+    @property
+    def data(self) -> dict:
+        return (self.body or {}).get("data") or {} if isinstance(self.body, dict) else {}
+
+
+class AdminClient:
+    """Admin API calls for one shop."""
+
+    def __init__(self, shop: Shop, *, connect_timeout: float | None = None, read_timeout: float | None = None):
+        self.shop = shop
+        self.timeout = (
+            connect_timeout if connect_timeout is not None else settings.OUTBOUND_CONNECT_TIMEOUT,
+            read_timeout if read_timeout is not None else settings.OUTBOUND_READ_TIMEOUT,
+        )
+
+    def url(self, path: str, *, versioned: bool = True) -> str:
+        base = self.shop.admin_base_url
+        if versioned:
+            return f"{base}/admin/api/{self.shop.api_version}/{path.lstrip('/')}"
+        return f"{base}/admin/{path.lstrip('/')}"
+
+    def graphql(self, document: str, variables: dict | None = None) -> Reply:
+        body = json.dumps({"query": document, "variables": variables or {}})
+        reply = self._send("POST", self.url("graphql.json"), data=body)
+        _read_graphql(reply)
+        return reply
+
+    def rest_get(self, path: str, *, params: dict | None = None, versioned: bool = True) -> Reply:
+        return self._send("GET", self.url(path, versioned=versioned), params=params)
+
+    def _send(self, method: str, url: str, **kwargs) -> Reply:
+        headers = {"X-Shopify-Access-Token": self.shop.access_token, "Accept": "application/json"}
+        if method == "POST":
+            headers["Content-Type"] = "application/json"
+        started = time.monotonic()
+        reply = Reply()
+        try:
+            response = _session().request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            reply.transport_error, reply.error_message = "timeout", _short(exc)
+        except requests.RequestException as exc:
+            reply.transport_error, reply.error_message = "connection", _short(exc)
+        else:
+            _read_response(reply, response)
+        reply.duration_ms = int((time.monotonic() - started) * 1000)
+        return reply
+
+
+def _short(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {exc}"[:500]
+
+
+def _read_response(reply: Reply, response: requests.Response) -> None:
+    reply.http_status = response.status_code
+    headers = response.headers
+    reply.request_id = headers.get("X-Request-Id", "")[:100]
+    reply.call_limit = headers.get("X-Shopify-Shop-Api-Call-Limit", "")[:20]
+    reply.deprecation = headers.get("X-Shopify-API-Deprecated-Reason", "")[:2000]
+    retry_after = headers.get("Retry-After")
+    if retry_after:
+        try:
+            reply.retry_after = max(0.0, float(retry_after))
+        except ValueError:
+            reply.retry_after = None
+    text = response.text
+    reply.excerpt = text[:EXCERPT_CHARS]
+    try:
+        reply.body = response.json()
+    except ValueError:
+        reply.body = None
+
+
+def _read_graphql(reply: Reply) -> None:
+    body = reply.body
+    if not isinstance(body, dict):
+        return
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        reply.errors = [error for error in errors if isinstance(error, dict)]
+        reply.error_codes = [
+            str((error.get("extensions") or {}).get("code") or "") for error in reply.errors if error.get("extensions")
+        ]
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    reply.requested_cost = _number(cost.get("requestedQueryCost"))
+    reply.actual_cost = _number(cost.get("actualQueryCost"))
+    status = cost.get("throttleStatus") or {}
+    reply.bucket_available = _float(status.get("currentlyAvailable"))
+    reply.bucket_maximum = _float(status.get("maximumAvailable"))
+    reply.restore_rate = _float(status.get("restoreRate"))
+
+
+def _number(value) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _float(value) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,29 @@
+"""Echoes: a webhook Shopify sends because of our own write (we tag an order, `orders/updated`
+comes back). The pump links such an event to the call that caused it (`Event.echo_of`), and jobs
+that push to Shopify skip echoes, so a sync loop cannot start.
+
+A webhook is an echo when it is about a record one of our calls changed and carries exactly the
+`updated_at` Shopify gave the record when our call applied: it reports our write, nothing newer.
+"""
+
+from integrations.models import Event, OutboundCall
+from integrations.outbound.operations import OPERATIONS
+
+ECHO_TOPICS = frozenset(operation.echo_topic for operation in OPERATIONS.values())
+
+
+def find_echo_source(event: Event) -> int | None:
+    """The id of the call this event reports back, or None."""
+    if event.topic not in ECHO_TOPICS or not event.resource_gid or event.resource_updated_at is None:
+        return None
+    return (
+        OutboundCall.objects.filter(
+            shop_id=event.shop_id,
+            target_gid=event.resource_gid,
+            status=OutboundCall.Status.SUCCEEDED,
+            result_updated_at=event.resource_updated_at,
+        )
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )

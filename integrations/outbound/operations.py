@@ -1,0 +1,152 @@
+"""What the console may ask Shopify to do: operation name -> the GraphQL mutation, its variables
+(Shopify's own, as given), the record it changes, and the webhook that reports the change back.
+
+An operation's input is exactly the mutation's variables (`{"input": {...}}` for
+`inventorySetQuantities`, `{"id": ..., "tags": [...]}` for `tagsAdd`), so what a call page shows
+under "what we sent" is what Shopify received.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class InvalidInput(ValueError):
+    """The input is not what the operation's mutation takes."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    mutation: str  # the top-level mutation field
+    document: str
+    payload_key: str  # where the changed record is in the mutation's payload
+    echo_topic: str  # the webhook Shopify sends after the change
+    describe: str
+    required: tuple[str, ...]
+    target: Callable[[dict], str]
+    idempotent: bool = False  # carries @idempotent(key:)
+    expected_cost: int = 10
+
+    def check(self, variables: dict) -> None:
+        if not isinstance(variables, dict):
+            raise InvalidInput(f"{self.name} takes a JSON object of {self.mutation}'s variables")
+        missing = [key for key in self.required if _dig(variables, key) in (None, "", [])]
+        if missing:
+            raise InvalidInput(f"{self.name} needs {', '.join(missing)} ({self.mutation}'s variables)")
+        unknown = sorted(set(variables) - {key.split(".")[0] for key in self.required})
+        if unknown:
+            raise InvalidInput(f"{self.name} does not take {', '.join(unknown)}")
+
+
+def _dig(variables: dict, dotted: str):
+    value = variables
+    for part in dotted.split("."):
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _inventory_target(variables: dict) -> str:
+    quantity = (variables["input"].get("quantities") or [{}])[0]
+    item = str(quantity.get("inventoryItemId", "")).rsplit("/", 1)[-1]
+    location = str(quantity.get("locationId", "")).rsplit("/", 1)[-1]
+    # Shopify's InventoryLevel gid, as inventory_levels/update webhooks carry it.
+    return f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}"
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def register(operation: Operation) -> Operation:
+    OPERATIONS[operation.name] = operation
+    return operation
+
+
+register(
+    Operation(
+        name="inventory.set",
+        mutation="inventorySetQuantities",
+        document=(
+            "mutation InventorySet($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {"
+            " inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {"
+            " inventoryAdjustmentGroup { id createdAt reason changes { name delta quantityAfterChange } }"
+            " userErrors { field message code } } }"
+        ),
+        payload_key="inventoryAdjustmentGroup",
+        echo_topic="inventory_levels/update",
+        describe="Set stock at a location (compare guard: changeFromQuantity)",
+        required=("input.name", "input.reason", "input.quantities.inventoryItemId", "input.quantities.locationId"),
+        target=_inventory_target,
+        idempotent=True,
+    )
+)
+register(
+    Operation(
+        name="order.add_tags",
+        mutation="tagsAdd",
+        document=(
+            "mutation OrderAddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) {"
+            " node { id ... on Order { name tags updatedAt } } userErrors { field message } } }"
+        ),
+        payload_key="node",
+        echo_topic="orders/updated",
+        describe="Add tags to an order",
+        required=("id", "tags"),
+        target=lambda variables: str(variables["id"]),
+    )
+)
+register(
+    Operation(
+        name="customer.add_tags",
+        mutation="tagsAdd",
+        document=(
+            "mutation CustomerAddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) {"
+            " node { id ... on Customer { tags updatedAt } } userErrors { field message } } }"
+        ),
+        payload_key="node",
+        echo_topic="customers/update",
+        describe="Add tags to a customer",
+        required=("id", "tags"),
+        target=lambda variables: str(variables["id"]),
+    )
+)
+register(
+    Operation(
+        name="product.update",
+        mutation="productUpdate",
+        document=(
+            "mutation ProductUpdate($product: ProductUpdateInput!) { productUpdate(product: $product) {"
+            " product { id title handle updatedAt } userErrors { field message } } }"
+        ),
+        payload_key="product",
+        echo_topic="products/update",
+        describe="Change a product's title, description or other content the platform owns",
+        required=("product.id",),
+        target=lambda variables: str(variables["product"]["id"]),
+    )
+)
+register(
+    Operation(
+        name="customer.update",
+        mutation="customerUpdate",
+        document=(
+            "mutation CustomerUpdate($input: CustomerInput!) { customerUpdate(input: $input) {"
+            " customer { id tags updatedAt } userErrors { field message } } }"
+        ),
+        payload_key="customer",
+        echo_topic="customers/update",
+        describe="Change a customer's tags or note",
+        required=("input.id",),
+        target=lambda variables: str(variables["input"]["id"]),
+    )
+)
+
+
+def get_operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise InvalidInput(f"unknown operation {name!r}; known: {', '.join(sorted(OPERATIONS))}") from None

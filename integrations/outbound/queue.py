@@ -1,0 +1,288 @@
+"""The outbound queue: putting calls in, holding and releasing a shop's calls, sending a failed
+call again, and the JSON a call is described by. Views, jobs and commands call these.
+
+Order: calls run in lane order (live, replay, reconcile), oldest first, and a call never overtakes
+an earlier unfinished call for the same record (`due_calls`), so pausing, retries and several
+senders never reorder writes to one record.
+"""
+
+import hashlib
+import json
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from console.audit import record_action
+from integrations.models import OutboundCall, Shop
+from integrations.outbound.classify import NEXT_STEPS, NON_RETRYABLE
+from integrations.outbound.operations import InvalidInput, get_operation
+
+Status = OutboundCall.Status
+Lane = OutboundCall.Lane
+KEY_NAMESPACE = uuid.UUID("8f1b4f8e-52a1-4d8e-9a43-6c1f3b2d7e10")
+
+
+class QueueError(ValueError):
+    """A request the queue refuses, with a message for the person who made it."""
+
+
+def default_key(operation: str, variables: dict, origin: str, origin_ref: str) -> str:
+    digest = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()[:24]
+    return f"{origin}:{origin_ref}:{operation}:{digest}"[:200]
+
+
+def shopify_idempotency_key(call: OutboundCall) -> str:
+    """The `@idempotent(key:)` Shopify sees: derived from the call, the same on every try."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{call.shop_id}/{call.idempotency_key}"))
+
+
+def enqueue(
+    shop: Shop,
+    operation: str,
+    variables: dict,
+    *,
+    origin: str,
+    origin_ref: str = "",
+    lane: str = Lane.LIVE,
+    key: str | None = None,
+    why: str = "",
+    label: str = "",
+    by=None,
+    origin_event=None,
+) -> tuple[OutboundCall, bool]:
+    """The call for this origin and intent: created (True), or the one already there (False).
+
+    A key already used for other input is refused (QueueError). A call for an uninstalled shop
+    is recorded as failed with the reason, so the intent is not lost and nothing is sent."""
+    op = get_operation(operation)
+    op.check(variables)
+    if lane not in Lane.values:
+        raise QueueError(f"lane must be one of {', '.join(Lane.values)}")
+    key = (key or default_key(operation, variables, origin, origin_ref)).strip()
+    if not key or len(key) > 200:
+        raise QueueError("the idempotency key must be 1 to 200 characters")
+    now = timezone.now()
+    call = OutboundCall(
+        shop=shop,
+        operation=operation,
+        input=variables,
+        target_gid=op.target(variables)[:255],
+        target_label=label[:100],
+        lane=lane,
+        priority=OutboundCall.LANE_ORDER[lane],
+        origin=origin,
+        origin_ref=origin_ref[:200],
+        origin_event=origin_event,
+        requested_by=by if by is not None and by.is_authenticated else None,
+        why=why[:300],
+        idempotency_key=key,
+        expected_cost=op.expected_cost,
+        created_at=now,
+    )
+    if shop.state == Shop.State.UNINSTALLED:
+        kind = "uninstalled"
+        call.status, call.finished_at, call.classification = Status.FAILED, now, NON_RETRYABLE
+        call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
+        call.reason = f"not sent: the app was uninstalled from {shop.domain}"
+    elif shop.queue_paused:
+        call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
+    try:
+        with transaction.atomic():
+            call.save()
+    except IntegrityError:
+        existing = OutboundCall.objects.filter(shop=shop, idempotency_key=key).first()
+        if existing is None:
+            raise
+        if existing.operation != operation or existing.input != variables:
+            raise QueueError(
+                f"idempotency key {key!r} is already used by call {existing.pk} with other input; "
+                "use another key for another intent"
+            ) from None
+        return existing, False
+    return call, True
+
+
+def due_calls(now=None, limit: int = 20):
+    """Calls a sender may take now, best first."""
+    now = now or timezone.now()
+    earlier_unfinished = OutboundCall.objects.filter(
+        shop=OuterRef("shop"), target_gid=OuterRef("target_gid"), id__lt=OuterRef("id"), status__in=OutboundCall.ACTIVE
+    )
+    return (
+        OutboundCall.objects.filter(status__in=[Status.QUEUED, Status.WAITING])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(shop__queue_paused=False)
+        .filter(Q(target_gid="") | ~Exists(earlier_unfinished))
+        .order_by("priority", "id")
+        .select_related("shop")[:limit]
+    )
+
+
+def _counts(shop: Shop) -> dict:
+    from django.db.models import Count
+
+    rows = OutboundCall.objects.filter(shop=shop, status__in=OutboundCall.ACTIVE).values("status")
+    return {row["status"]: row["n"] for row in rows.annotate(n=Count("id")).order_by()}
+
+
+def pause_shop(shop: Shop, *, by, reason: str, request=None) -> int:
+    """Hold the shop's queued and waiting calls (in place: nothing lost or reordered) and any new
+    ones until resumed. A call already being sent finishes. Returns the calls held."""
+    if not reason.strip():
+        raise QueueError("Pausing a shop's outbound queue needs a reason (kept in the audit trail).")
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        before = {"queue_paused": shop.queue_paused, "calls": _counts(shop)}
+        Shop.objects.filter(pk=shop.pk).update(queue_paused=True, updated_at=timezone.now())
+        held = OutboundCall.STATES.move(
+            OutboundCall.objects.filter(shop=shop),
+            source=[Status.QUEUED, Status.WAITING],
+            target=Status.PAUSED,
+            reason="held: the shop's queue is paused",
+        )
+        record_action(
+            actor=by,
+            verb="outbound.pause",
+            target=shop,
+            before=before,
+            after={"queue_paused": True, "held": held},
+            reason=reason,
+            request=request,
+        )
+    return held
+
+
+def resume_shop(shop: Shop, *, by, reason: str, request=None) -> int:
+    """Release the shop's held calls; they drain in their original order under the throttle."""
+    if not reason.strip():
+        raise QueueError("Resuming a shop's outbound queue needs a reason (kept in the audit trail).")
+    now = timezone.now()
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().get(pk=shop.pk)
+        before = {"queue_paused": shop.queue_paused, "calls": _counts(shop)}
+        Shop.objects.filter(pk=shop.pk).update(queue_paused=False, updated_at=now)
+        held = OutboundCall.objects.filter(shop=shop)
+        released = OutboundCall.STATES.move(
+            held.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)),
+            source=Status.PAUSED,
+            target=Status.QUEUED,
+            reason="released: the shop's queue was resumed",
+        )
+        released += OutboundCall.STATES.move(
+            held.filter(next_attempt_at__gt=now),
+            source=Status.PAUSED,
+            target=Status.WAITING,
+            reason="released: waits for its next try",
+        )
+        record_action(
+            actor=by,
+            verb="outbound.resume",
+            target=shop,
+            before=before,
+            after={"queue_paused": False, "released": released},
+            reason=reason,
+            request=request,
+        )
+    return released
+
+
+def stop_calls_of_uninstalled_shop(shop: Shop) -> int:
+    """The app was uninstalled: fail the shop's unsent calls with the reason (its token is revoked)."""
+    kind = "uninstalled"
+    return OutboundCall.STATES.move(
+        OutboundCall.objects.filter(shop=shop),
+        source=[Status.QUEUED, Status.PAUSED, Status.WAITING],
+        target=Status.FAILED,
+        classification=NON_RETRYABLE,
+        failure_kind=kind,
+        reason=f"stopped: the app was uninstalled from {shop.domain}, so its token is revoked",
+        next_step=NEXT_STEPS[kind][1],
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+    )
+
+
+def send_again(call: OutboundCall, *, by, reason: str, request=None) -> bool:
+    """A person sends a failed call again (same idempotency key, so it cannot apply twice)."""
+    if not reason.strip():
+        raise QueueError("Say why the call is sent again (kept in the audit trail).")
+    if call.shop.state == Shop.State.UNINSTALLED:
+        raise QueueError("The app is uninstalled from this shop: nothing can be sent until it is reinstalled.")
+    target = Status.PAUSED if call.shop.queue_paused else Status.QUEUED
+    with transaction.atomic():
+        moved = OutboundCall.STATES.move(
+            OutboundCall.objects.filter(pk=call.pk),
+            source=Status.FAILED,
+            target=Status.QUEUED,
+            next_attempt_at=None,
+            finished_at=None,
+            reason=f"sent again by {by.get_username() if by else 'system'}: {reason}"[:2000],
+        )
+        if moved and target == Status.PAUSED:
+            OutboundCall.STATES.move(OutboundCall.objects.filter(pk=call.pk), source=Status.QUEUED, target=Status.PAUSED)
+        if moved:
+            record_action(
+                actor=by, verb="outbound.send_again", target=call, before={"status": call.status}, reason=reason,
+                request=request,
+            )
+    return bool(moved)
+
+
+def call_json(call: OutboundCall, attempts=None) -> dict:
+    """A call as scripts read it (`outbound show/list --json`)."""
+    attempts = list(call.attempts.all()) if attempts is None else attempts
+    return {
+        "id": call.pk,
+        "shop": call.shop.domain,
+        "operation": call.operation,
+        "lane": call.lane,
+        "origin": call.origin,
+        "origin_ref": call.origin_ref,
+        "idempotency_key": call.idempotency_key,
+        "target": call.target_gid,
+        "label": call.target_label,
+        "status": call.status,
+        "classification": call.classification,
+        "failure_kind": call.failure_kind,
+        "reason": call.reason,
+        "next_step": call.next_step,
+        "input": call.input,
+        "created_at": call.created_at.isoformat(),
+        "next_attempt_at": call.next_attempt_at.isoformat() if call.next_attempt_at else None,
+        "finished_at": call.finished_at.isoformat() if call.finished_at else None,
+        "attempts": [
+            {
+                "number": attempt.number,
+                "http_status": attempt.http_status,
+                "error_codes": attempt.error_codes,
+                "user_errors": attempt.user_errors,
+                "throttled": attempt.throttled,
+                "cost": {"requested": attempt.requested_cost, "actual": attempt.actual_cost},
+                "bucket": {"available": attempt.bucket_available, "maximum": attempt.bucket_maximum},
+                "retry_after": attempt.retry_after,
+                "duration_ms": attempt.duration_ms,
+                "outcome": attempt.outcome,
+                "message": attempt.message,
+                "started_at": attempt.started_at.isoformat(),
+                "worker": attempt.worker,
+            }
+            for attempt in attempts
+        ],
+        "echoes": [event_id for event_id in call.echoes.values_list("id", flat=True)] if call.pk else [],
+    }
+
+
+__all__ = [
+    "InvalidInput",
+    "QueueError",
+    "call_json",
+    "due_calls",
+    "enqueue",
+    "pause_shop",
+    "resume_shop",
+    "send_again",
+    "shopify_idempotency_key",
+    "stop_calls_of_uninstalled_shop",
+]

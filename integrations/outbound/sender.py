@@ -1,0 +1,275 @@
+"""The outbound sender: take the best due call, wait for room in the shop's bucket, send it, record
+the try, repeat. Any number run at once (a thread in every qcluster worker process, like the
+event pumps), sharing one throttle per shop through the database or Redis.
+
+A call is claimed (running, with the sender's name) before its points are taken from the bucket,
+so a report from Shopify always counts it as in flight. A try's outcome is written only while the
+sender still holds the claim; a sender that died mid-try leaves a running call whose claim
+expires after OUTBOUND_CLAIM_LEASE_SECONDS (longer than any request may take), and recovery puts
+it back in the queue: sent again with the same idempotency key, it cannot apply twice.
+"""
+
+import logging
+import random
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from integrations.models import OutboundAttempt, OutboundCall, Shop
+from integrations.outbound.classify import NEXT_STEPS, RETRYABLE, Verdict, classify
+from integrations.outbound.client import AdminClient, Reply
+from integrations.outbound.operations import get_operation
+from integrations.outbound.queue import due_calls, shopify_idempotency_key, stop_calls_of_uninstalled_shop
+from integrations.outbound.throttle import throttle
+from integrations.processing.runner import worker_name
+
+logger = logging.getLogger(__name__)
+
+Status = OutboundCall.Status
+IDLE_SLEEP = 0.2
+RECOVER_EVERY = 5.0
+
+
+def retry_delay(attempt_number: int, verdict: Verdict, reply: Reply) -> float:
+    """Seconds before the next try: at least Retry-After; for a throttled answer, until the bucket
+    holds the call's cost; else exponential backoff with jitter."""
+    if verdict.throttled:
+        wait = reply.retry_after
+        if wait is None and reply.requested_cost and reply.restore_rate:
+            wait = max(0.0, (reply.requested_cost - (reply.bucket_available or 0)) / reply.restore_rate)
+        return max(wait if wait is not None else 1.0, 0.05) * random.uniform(1.0, 1.2)  # noqa: S311
+    backoff = min(settings.OUTBOUND_BACKOFF_CAP, settings.OUTBOUND_BACKOFF_BASE * 2 ** (attempt_number - 1))
+    backoff *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return max(backoff, reply.retry_after or 0.0)
+
+
+class Sender:
+    def __init__(self, tag: str = "sender") -> None:
+        self.name = worker_name(tag)
+        self._recovered = 0.0
+        self.sent = 0
+
+    def run_once(self) -> float:
+        """Send at most one call. Returns 0 when one was sent, else the seconds worth sleeping."""
+        now = time.monotonic()
+        if now - self._recovered >= RECOVER_EVERY:
+            self._recovered = now
+            recover_lost_calls()
+            stop_uninstalled()
+        wait = IDLE_SLEEP
+        waiting_shops: set[int] = set()
+        for call in due_calls():
+            if call.shop_id in waiting_shops:
+                continue
+            bulk = call.lane != OutboundCall.Lane.LIVE
+            bucket_wait = throttle().bucket(call.shop_id).wait_for(call.expected_cost, bulk=bulk)
+            if bucket_wait > 0:
+                waiting_shops.add(call.shop_id)
+                wait = min(wait, bucket_wait)
+                continue
+            if not self._claim(call):
+                continue
+            reserved_wait = throttle().reserve(call.shop_id, call.expected_cost, bulk=bulk)
+            if reserved_wait > 0:
+                self._unclaim(call)
+                waiting_shops.add(call.shop_id)
+                wait = min(wait, reserved_wait)
+                continue
+            self.send(call)
+            return 0.0
+        return wait
+
+    def run_forever(self, stop: threading.Event) -> None:
+        logger.info("outbound sender %s started", self.name)
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                wait = self.run_once()
+                backoff = 1.0
+            except DatabaseError:
+                logger.exception("outbound sender %s: database unavailable, backing off %.0f s", self.name, backoff)
+                close_old_connections()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception:
+                logger.exception("outbound sender %s: unexpected error", self.name)
+                stop.wait(1.0)
+                continue
+            if wait > 0:
+                stop.wait(min(wait, IDLE_SLEEP))
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Send until nothing is due (or `timeout`): for commands and tests. Returns calls sent."""
+        deadline = time.monotonic() + timeout
+        sent = 0
+        while time.monotonic() < deadline:
+            wait = self.run_once()
+            if wait == 0:
+                sent += 1
+                continue
+            if not OutboundCall.objects.filter(status__in=[Status.QUEUED, Status.WAITING, Status.RUNNING]).exists():
+                break
+            time.sleep(min(wait, IDLE_SLEEP))
+        return sent
+
+    # --- one call ---------------------------------------------------------------------------
+
+    def _claim(self, call: OutboundCall) -> bool:
+        source = call.status
+        moved = OutboundCall.STATES.move(
+            OutboundCall.objects.filter(pk=call.pk, shop__queue_paused=False),
+            source=source,
+            target=Status.RUNNING,
+            claimed_by=self.name,
+            claimed_at=timezone.now(),
+        )
+        if moved:
+            call.claimed_from, call.status = source, Status.RUNNING
+        return bool(moved)
+
+    def _unclaim(self, call: OutboundCall) -> None:
+        back = call.claimed_from
+        OutboundCall.STATES.move(
+            OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name),
+            source=Status.RUNNING,
+            target=Status.WAITING if back == Status.WAITING else Status.QUEUED,
+            claimed_by="",
+            claimed_at=None,
+        )
+
+    def send(self, call: OutboundCall) -> Verdict:
+        operation = get_operation(call.operation)
+        variables = dict(call.input)
+        if operation.idempotent:
+            variables["idempotencyKey"] = shopify_idempotency_key(call)
+        started = timezone.now()
+        reply = AdminClient(call.shop).graphql(operation.document, variables)
+        verdict = classify(reply, operation)
+        throttle().report(call.shop_id, reply, call_id=call.pk)
+        number = call.attempt_count + 1
+        delay = retry_delay(number, verdict, reply) if verdict.retryable else 0.0
+        if verdict.throttled:
+            throttle().block(call.shop_id, delay, throttled=True)
+        elif reply.retry_after:
+            throttle().block(call.shop_id, reply.retry_after, throttled=False)
+        self._write(call, operation, reply, verdict, number, started, delay)
+        self.sent += 1
+        return verdict
+
+    def _write(self, call, operation, reply: Reply, verdict: Verdict, number: int, started, delay: float) -> None:
+        now = timezone.now()
+        attempt = OutboundAttempt(
+            call=call,
+            number=number,
+            started_at=started,
+            duration_ms=reply.duration_ms,
+            worker=self.name,
+            request_summary=_summary(call, operation),
+            http_status=reply.http_status,
+            error_codes=reply.error_codes,
+            user_errors=verdict.user_errors,
+            throttled=verdict.throttled,
+            requested_cost=reply.requested_cost,
+            actual_cost=reply.actual_cost,
+            bucket_available=reply.bucket_available,
+            bucket_maximum=reply.bucket_maximum,
+            restore_rate=reply.restore_rate,
+            call_limit=reply.call_limit,
+            retry_after=reply.retry_after,
+            deprecation=reply.deprecation,
+            request_id=reply.request_id,
+            classification=verdict.classification or "",
+            failure_kind=verdict.kind,
+            message=verdict.reason[:2000],
+            response_excerpt=reply.excerpt,
+        )
+        common = {"claimed_by": "", "claimed_at": None, "attempt_count": number, "failure_kind": verdict.kind}
+        if verdict.succeeded:
+            attempt.outcome, target = OutboundAttempt.Outcome.SUCCEEDED, Status.SUCCEEDED
+            result = verdict.result if isinstance(verdict.result, dict) else None
+            changes = {
+                "result": result,
+                "result_updated_at": _updated_at(result),
+                "classification": None,
+                "reason": f"applied on try {number}",
+                "next_step": "",
+                "next_attempt_at": None,
+                "finished_at": now,
+            }
+        elif verdict.retryable and number < settings.OUTBOUND_MAX_ATTEMPTS:
+            attempt.outcome, target = OutboundAttempt.Outcome.RETRY, Status.WAITING
+            due = now + timedelta(seconds=delay)
+            changes = {
+                "classification": RETRYABLE,
+                "reason": f"try {number} {verdict.reason}; next try at {due:%H:%M:%S} UTC",
+                "next_step": verdict.next_step,
+                "next_attempt_at": due,
+            }
+        else:
+            attempt.outcome, target = OutboundAttempt.Outcome.FAILED, Status.FAILED
+            if verdict.retryable:
+                reason = f"gave up after {number} tries; last: {verdict.reason}"
+                next_step = NEXT_STEPS["gave_up"][1]
+            else:
+                reason, next_step = verdict.reason, verdict.next_step
+            changes = {
+                "classification": verdict.classification,
+                "reason": reason,
+                "next_step": next_step,
+                "next_attempt_at": None,
+                "finished_at": now,
+            }
+        with transaction.atomic():
+            attempt.save()
+            moved = OutboundCall.STATES.move(
+                OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name),
+                source=Status.RUNNING,
+                target=target,
+                **common,
+                **changes,
+            )
+        if not moved:
+            logger.warning("sender %s lost its claim on call %s; its try is recorded, the call left alone", self.name, call.pk)
+
+
+def _summary(call: OutboundCall, operation) -> str:
+    key = " @idempotent" if operation.idempotent else ""
+    return f"POST graphql.json {operation.mutation}{key} on {call.target_gid or '-'} ({call.lane} lane)"
+
+
+def _updated_at(result: dict | None):
+    value = (result or {}).get("updatedAt")
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def recover_lost_calls() -> int:
+    """Running calls whose sender has held them past the lease go back to the queue."""
+    cutoff = timezone.now() - timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_SECONDS)
+    return OutboundCall.STATES.move(
+        OutboundCall.objects.filter(claimed_at__lt=cutoff),
+        source=Status.RUNNING,
+        target=Status.QUEUED,
+        claimed_by="",
+        claimed_at=None,
+        reason="its sender stopped mid-try; sent again with the same idempotency key (applies at most once)",
+    )
+
+
+def stop_uninstalled() -> int:
+    stopped = 0
+    for shop in Shop.objects.filter(
+        state=Shop.State.UNINSTALLED,
+        outbound_calls__status__in=[Status.QUEUED, Status.WAITING, Status.PAUSED],
+    ).distinct():
+        stopped += stop_calls_of_uninstalled_shop(shop)
+    return stopped
+
+
+__all__ = ["Sender", "recover_lost_calls", "retry_delay", "F"]
