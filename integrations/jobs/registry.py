@@ -89,8 +89,8 @@ def job(name: str, *, decision: ReplayDecision) -> Callable:
 
 TOPIC_JOBS: dict[str, tuple[str, ...]] = {
     "orders/create": ("sync_order",),
-    "orders/updated": ("sync_order",),
-    "orders/paid": ("sync_order", "notify_fulfillment"),
+    "orders/updated": ("sync_order", "tag_notified_order"),
+    "orders/paid": ("sync_order", "notify_fulfillment", "tag_notified_order", "tag_buyer"),
     "products/create": ("sync_product",),
     "products/update": ("sync_product",),
     "inventory_levels/update": ("sync_inventory_level",),
@@ -104,4 +104,4 @@ TOPIC_JOBS: dict[str, tuple[str, ...]] = {
 }
 
 # Importing the job modules registers their jobs.
-from integrations.jobs import lifecycle, privacy, sync  # noqa: E402, F401
+from integrations.jobs import lifecycle, privacy, pushes, sync  # noqa: E402, F401

@@ -3,175 +3,343 @@
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
-from django.db import migrations
-
-from django.db import models
+from django.db import migrations, models
 
 from console.roles import sync_role_permissions
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0011_shop_status_index'),
+        ("integrations", "0011_shop_status_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ShopThrottle',
+            name="ShopThrottle",
             fields=[
-                ('shop', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='throttle', serialize=False, to='integrations.shop')),
-                ('maximum', models.FloatField(default=2000.0)),
-                ('restore_rate', models.FloatField(default=100.0)),
-                ('available', models.FloatField(default=2000.0)),
-                ('as_of', models.FloatField(default=0.0, help_text='Unix time `available` was computed for.')),
-                ('blocked_until', models.FloatField(default=0.0, help_text='Unix time; no call is sent before it.')),
-                ('reported_at', models.DateTimeField(blank=True, help_text='When Shopify last told us its state.', null=True)),
-                ('throttled_total', models.PositiveIntegerField(default=0)),
+                (
+                    "shop",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="throttle",
+                        serialize=False,
+                        to="integrations.shop",
+                    ),
+                ),
+                ("maximum", models.FloatField(default=2000.0)),
+                ("restore_rate", models.FloatField(default=100.0)),
+                ("available", models.FloatField(default=2000.0)),
+                ("as_of", models.FloatField(default=0.0, help_text="Unix time `available` was computed for.")),
+                ("blocked_until", models.FloatField(default=0.0, help_text="Unix time; no call is sent before it.")),
+                (
+                    "reported_at",
+                    models.DateTimeField(blank=True, help_text="When Shopify last told us its state.", null=True),
+                ),
+                ("throttled_total", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='OutboundCall',
+            name="OutboundCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('operation', models.CharField(max_length=64)),
-                ('input', models.JSONField(help_text="Shopify's variables for the operation's mutation.")),
-                ('target_gid', models.CharField(blank=True, help_text='The Shopify record the call changes.', max_length=255)),
-                ('target_label', models.CharField(blank=True, help_text='Order name, SKU, title: how people find it.', max_length=100)),
-                ('lane', models.CharField(choices=[('live', 'Live'), ('replay', 'Replay'), ('reconcile', 'Reconcile / backfill')], default='live', max_length=16)),
-                ('priority', models.PositiveSmallIntegerField(default=0, help_text='0 live, 1 replay, 2 reconcile.')),
-                ('origin', models.CharField(choices=[('job', 'Job'), ('replay', 'Replay'), ('worksheet', 'Worksheet'), ('person', 'Person')], max_length=16)),
-                ('origin_ref', models.CharField(blank=True, help_text='Which job, replay, worksheet or person.', max_length=200)),
-                ('why', models.CharField(blank=True, help_text='Why the call was made, in plain words.', max_length=300)),
-                ('idempotency_key', models.CharField(max_length=200)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('paused', 'Held: shop paused'), ('waiting', 'Waiting to retry'), ('running', 'Being sent'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('classification', models.CharField(blank=True, choices=[('retryable', 'Retryable'), ('non_retryable', 'Not retryable')], max_length=16, null=True)),
-                ('failure_kind', models.CharField(blank=True, max_length=32)),
-                ('reason', models.TextField(blank=True, help_text='What happened last, in plain words.')),
-                ('next_step', models.TextField(blank=True, help_text='What a person should do now.')),
-                ('attempt_count', models.PositiveIntegerField(default=0)),
-                ('expected_cost', models.PositiveIntegerField(default=10, help_text='Points the throttle reserves per try.')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('claimed_by', models.CharField(blank=True, max_length=100)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('result', models.JSONField(blank=True, help_text='What Shopify returned on success (the changed record).', null=True)),
-                ('result_updated_at', models.DateTimeField(blank=True, help_text="The record's updatedAt after our write: its echo webhook carries it.", null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('origin_event', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='integrations.event')),
-                ('requested_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('shop', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='outbound_calls', to='integrations.shop')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("operation", models.CharField(max_length=64)),
+                ("input", models.JSONField(help_text="Shopify's variables for the operation's mutation.")),
+                (
+                    "target_gid",
+                    models.CharField(blank=True, help_text="The Shopify record the call changes.", max_length=255),
+                ),
+                (
+                    "target_label",
+                    models.CharField(
+                        blank=True, help_text="Order name, SKU, title: how people find it.", max_length=100
+                    ),
+                ),
+                (
+                    "lane",
+                    models.CharField(
+                        choices=[("live", "Live"), ("replay", "Replay"), ("reconcile", "Reconcile / backfill")],
+                        default="live",
+                        max_length=16,
+                    ),
+                ),
+                ("priority", models.PositiveSmallIntegerField(default=0, help_text="0 live, 1 replay, 2 reconcile.")),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("job", "Job"),
+                            ("replay", "Replay"),
+                            ("worksheet", "Worksheet"),
+                            ("person", "Person"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "origin_ref",
+                    models.CharField(blank=True, help_text="Which job, replay, worksheet or person.", max_length=200),
+                ),
+                (
+                    "why",
+                    models.CharField(blank=True, help_text="Why the call was made, in plain words.", max_length=300),
+                ),
+                ("idempotency_key", models.CharField(max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("paused", "Held: shop paused"),
+                            ("waiting", "Waiting to retry"),
+                            ("running", "Being sent"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "classification",
+                    models.CharField(
+                        blank=True,
+                        choices=[("retryable", "Retryable"), ("non_retryable", "Not retryable")],
+                        max_length=16,
+                        null=True,
+                    ),
+                ),
+                ("failure_kind", models.CharField(blank=True, max_length=32)),
+                ("reason", models.TextField(blank=True, help_text="What happened last, in plain words.")),
+                ("next_step", models.TextField(blank=True, help_text="What a person should do now.")),
+                ("attempt_count", models.PositiveIntegerField(default=0)),
+                (
+                    "expected_cost",
+                    models.PositiveIntegerField(default=10, help_text="Points the throttle reserves per try."),
+                ),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("claimed_by", models.CharField(blank=True, max_length=100)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "result",
+                    models.JSONField(
+                        blank=True, help_text="What Shopify returned on success (the changed record).", null=True
+                    ),
+                ),
+                (
+                    "result_updated_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="The record's updatedAt after our write: its echo webhook carries it.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "origin_event",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="integrations.event",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "shop",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="outbound_calls",
+                        to="integrations.shop",
+                    ),
+                ),
             ],
             options={
-                'permissions': [('send_outbound', 'Can enqueue, pause and resume calls to Shopify')],
+                "permissions": [("send_outbound", "Can enqueue, pause and resume calls to Shopify")],
             },
         ),
         migrations.CreateModel(
-            name='OutboundAttempt',
+            name="OutboundAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=100)),
-                ('request_summary', models.TextField(blank=True)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('error_codes', models.JSONField(blank=True, default=list)),
-                ('user_errors', models.JSONField(blank=True, default=list)),
-                ('throttled', models.BooleanField(default=False)),
-                ('requested_cost', models.IntegerField(blank=True, null=True)),
-                ('actual_cost', models.IntegerField(blank=True, null=True)),
-                ('bucket_available', models.FloatField(blank=True, null=True)),
-                ('bucket_maximum', models.FloatField(blank=True, null=True)),
-                ('restore_rate', models.FloatField(blank=True, null=True)),
-                ('call_limit', models.CharField(blank=True, help_text='REST X-Shopify-Shop-Api-Call-Limit.', max_length=20)),
-                ('retry_after', models.FloatField(blank=True, null=True)),
-                ('deprecation', models.TextField(blank=True)),
-                ('request_id', models.CharField(blank=True, max_length=100)),
-                ('outcome', models.CharField(choices=[('succeeded', 'Succeeded'), ('retry', 'Will retry'), ('failed', 'Failed')], max_length=16)),
-                ('classification', models.CharField(blank=True, max_length=16)),
-                ('failure_kind', models.CharField(blank=True, max_length=32)),
-                ('message', models.TextField(blank=True)),
-                ('response_excerpt', models.TextField(blank=True)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='integrations.outboundcall')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=100)),
+                ("request_summary", models.TextField(blank=True)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("error_codes", models.JSONField(blank=True, default=list)),
+                ("user_errors", models.JSONField(blank=True, default=list)),
+                ("throttled", models.BooleanField(default=False)),
+                ("requested_cost", models.IntegerField(blank=True, null=True)),
+                ("actual_cost", models.IntegerField(blank=True, null=True)),
+                ("bucket_available", models.FloatField(blank=True, null=True)),
+                ("bucket_maximum", models.FloatField(blank=True, null=True)),
+                ("restore_rate", models.FloatField(blank=True, null=True)),
+                (
+                    "call_limit",
+                    models.CharField(blank=True, help_text="REST X-Shopify-Shop-Api-Call-Limit.", max_length=20),
+                ),
+                ("retry_after", models.FloatField(blank=True, null=True)),
+                ("deprecation", models.TextField(blank=True)),
+                ("request_id", models.CharField(blank=True, max_length=100)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("succeeded", "Succeeded"), ("retry", "Will retry"), ("failed", "Failed")],
+                        max_length=16,
+                    ),
+                ),
+                ("classification", models.CharField(blank=True, max_length=16)),
+                ("failure_kind", models.CharField(blank=True, max_length=32)),
+                ("message", models.TextField(blank=True)),
+                ("response_excerpt", models.TextField(blank=True)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="integrations.outboundcall",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['call_id', 'number'],
+                "ordering": ["call_id", "number"],
             },
         ),
         migrations.AddField(
-            model_name='event',
-            name='echo_of',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='echoes', to='integrations.outboundcall'),
+            model_name="event",
+            name="echo_of",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="echoes",
+                to="integrations.outboundcall",
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(condition=models.Q(('echo_of__isnull', False)), fields=['echo_of'], name='int_event_echo_idx'),
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(("echo_of__isnull", False)), fields=["echo_of"], name="int_event_echo_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(condition=models.Q(('status__in', ['queued', 'waiting'])), fields=['priority', 'id'], name='int_call_due_idx'),
+            model_name="outboundcall",
+            index=models.Index(
+                condition=models.Q(("status__in", ["queued", "waiting"])),
+                fields=["priority", "id"],
+                name="int_call_due_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(fields=['shop', 'target_gid', 'id'], name='int_call_target_idx'),
+            model_name="outboundcall",
+            index=models.Index(fields=["shop", "target_gid", "id"], name="int_call_target_idx"),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(fields=['shop', '-id'], name='int_call_shop_idx'),
+            model_name="outboundcall",
+            index=models.Index(fields=["shop", "-id"], name="int_call_shop_idx"),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(fields=['status', '-id'], name='int_call_status_idx'),
+            model_name="outboundcall",
+            index=models.Index(fields=["status", "-id"], name="int_call_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(fields=['operation', '-id'], name='int_call_operation_idx'),
+            model_name="outboundcall",
+            index=models.Index(fields=["operation", "-id"], name="int_call_operation_idx"),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(condition=models.Q(('target_label', ''), _negated=True), fields=['target_label', '-id'], name='int_call_label_idx'),
+            model_name="outboundcall",
+            index=models.Index(
+                condition=models.Q(("target_label", ""), _negated=True),
+                fields=["target_label", "-id"],
+                name="int_call_label_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(condition=models.Q(('status', 'running')), fields=['claimed_at'], name='int_call_running_idx'),
+            model_name="outboundcall",
+            index=models.Index(
+                condition=models.Q(("status", "running")), fields=["claimed_at"], name="int_call_running_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundcall',
-            index=models.Index(fields=['created_at'], name='int_call_created_idx'),
+            model_name="outboundcall",
+            index=models.Index(fields=["created_at"], name="int_call_created_idx"),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.UniqueConstraint(fields=('shop', 'idempotency_key'), name='int_call_unique_key'),
+            model_name="outboundcall",
+            constraint=models.UniqueConstraint(fields=("shop", "idempotency_key"), name="int_call_unique_key"),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'paused', 'waiting', 'running', 'succeeded', 'failed'])), name='int_call_status_valid'),
+            model_name="outboundcall",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["queued", "paused", "waiting", "running", "succeeded", "failed"])),
+                name="int_call_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.CheckConstraint(condition=models.Q(('lane__in', ['live', 'replay', 'reconcile'])), name='int_call_lane_valid'),
+            model_name="outboundcall",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lane__in", ["live", "replay", "reconcile"])), name="int_call_lane_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'running'), _negated=True), models.Q(('claimed_at__isnull', False), models.Q(('claimed_by', ''), _negated=True)), _connector='OR'), name='int_call_running_has_owner'),
+            model_name="outboundcall",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "running"), _negated=True),
+                    models.Q(("claimed_at__isnull", False), models.Q(("claimed_by", ""), _negated=True)),
+                    _connector="OR",
+                ),
+                name="int_call_running_has_owner",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'waiting'), _negated=True), ('next_attempt_at__isnull', False), _connector='OR'), name='int_call_waiting_has_time'),
+            model_name="outboundcall",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "waiting"), _negated=True), ("next_attempt_at__isnull", False), _connector="OR"
+                ),
+                name="int_call_waiting_has_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundcall',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status__in', ['succeeded', 'failed']), _negated=True), ('finished_at__isnull', False), _connector='OR'), name='int_call_finished_has_time'),
+            model_name="outboundcall",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status__in", ["succeeded", "failed"]), _negated=True),
+                    ("finished_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="int_call_finished_has_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundattempt',
-            constraint=models.UniqueConstraint(fields=('call', 'number'), name='int_call_attempt_unique_number'),
+            model_name="outboundattempt",
+            constraint=models.UniqueConstraint(fields=("call", "number"), name="int_call_attempt_unique_number"),
         ),
         migrations.AddConstraint(
-            model_name='outboundattempt',
-            constraint=models.CheckConstraint(condition=models.Q(('outcome__in', ['succeeded', 'retry', 'failed'])), name='int_call_attempt_outcome_valid'),
+            model_name="outboundattempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("outcome__in", ["succeeded", "retry", "failed"])),
+                name="int_call_attempt_outcome_valid",
+            ),
         ),
         migrations.RunPython(sync_role_permissions, migrations.RunPython.noop),
     ]

@@ -10,6 +10,7 @@
 """
 
 from integrations.models.inbound import Delivery, Event, webhook_id_match
+from integrations.models.outbound import OutboundAttempt, OutboundCall, ShopThrottle
 from integrations.models.platform import (
     FulfillmentNotification,
     PlatformCustomer,
@@ -18,7 +19,6 @@ from integrations.models.platform import (
     PlatformProduct,
     PlatformVariant,
 )
-from integrations.models.outbound import OutboundAttempt, OutboundCall, ShopThrottle
 from integrations.models.privacy import PrivacyProof, PrivacyRequest
 from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
 from integrations.models.states import InvalidTransition, StateMachine

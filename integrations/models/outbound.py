@@ -86,9 +86,7 @@ class OutboundCall(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shop", "idempotency_key"], name="int_call_unique_key"),
             models.CheckConstraint(
-                condition=models.Q(
-                    status__in=["queued", "paused", "waiting", "running", "succeeded", "failed"]
-                ),
+                condition=models.Q(status__in=["queued", "paused", "waiting", "running", "succeeded", "failed"]),
                 name="int_call_status_valid",
             ),
             models.CheckConstraint(

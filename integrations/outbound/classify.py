@@ -47,8 +47,14 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
         "Nothing to do yet: it is retried with the same idempotency key, so it can apply at most once. "
         "If it keeps timing out, check Shopify's status page.",
     ),
-    "connection": (True, "Nothing to do yet: it is retried. If it keeps failing, check the shop's API URL and the network."),
-    "concurrent": (True, "Nothing to do: an earlier try with the same key is still running in Shopify; this one waits for it."),
+    "connection": (
+        True,
+        "Nothing to do yet: it is retried. If it keeps failing, check the shop's API URL and the network.",
+    ),
+    "concurrent": (
+        True,
+        "Nothing to do: an earlier try with the same key is still running in Shopify; this one waits for it.",
+    ),
     "unauthorized": (
         False,
         "Check the app installation and the access token on the shop's page: the token was revoked, expired or "
@@ -66,7 +72,10 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
         "versus required), then send again.",
     ),
     "not_found": (False, "The record is gone from Shopify (deleted?). Check it in the store admin; nothing to resend."),
-    "invalid": (False, "Shopify refused the payload. Fix the fields listed in the errors, then enqueue a corrected call."),
+    "invalid": (
+        False,
+        "Shopify refused the payload. Fix the fields listed in the errors, then enqueue a corrected call.",
+    ),
     "stale": (
         False,
         "The record changed in Shopify since we read it, so the compare guard refused the write. Reconcile it "
@@ -77,7 +86,10 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
         "The idempotency key was already used with other input: a bug in whatever built this call. Report it; do "
         "not resend.",
     ),
-    "uninstalled": (False, "The app was uninstalled, so its token is revoked. Nothing is sent until it is reinstalled."),
+    "uninstalled": (
+        False,
+        "The app was uninstalled, so its token is revoked. Nothing is sent until it is reinstalled.",
+    ),
     "gave_up": (
         False,
         "Shopify kept failing past the retry budget. Look at the tries below; send again from this page once the "
@@ -107,7 +119,9 @@ def classify(reply: Reply, operation: Operation) -> Verdict:
     codes = set(reply.error_codes)
     if status == 429 or "THROTTLED" in codes:
         wait = f"; Retry-After {reply.retry_after:g} s" if reply.retry_after is not None else ""
-        return verdict("throttled", f"throttled by Shopify (HTTP {status}{', THROTTLED' if codes else ''}{wait})", throttled=True)
+        return verdict(
+            "throttled", f"throttled by Shopify (HTTP {status}{', THROTTLED' if codes else ''}{wait})", throttled=True
+        )
     if status >= 500 or "INTERNAL_SERVER_ERROR" in codes:
         return verdict("server_error", f"Shopify answered HTTP {status}: {_rest_errors(reply)}")
     if status == 401:

@@ -4,7 +4,12 @@ that push to Shopify skip echoes, so a sync loop cannot start.
 
 A webhook is an echo when it is about a record one of our calls changed and carries exactly the
 `updated_at` Shopify gave the record when our call applied: it reports our write, nothing newer.
+Shopify's times have whole seconds, so another change in the same second carries the same time:
+a call has at most one echo (the first such webhook), so the other change is still seen as
+someone else's.
 """
+
+from django.db.models import Exists, OuterRef
 
 from integrations.models import Event, OutboundCall
 from integrations.outbound.operations import OPERATIONS
@@ -23,6 +28,7 @@ def find_echo_source(event: Event) -> int | None:
             status=OutboundCall.Status.SUCCEEDED,
             result_updated_at=event.resource_updated_at,
         )
+        .exclude(Exists(Event.objects.filter(echo_of=OuterRef("pk")).exclude(pk=event.pk)))
         .order_by("-id")
         .values_list("id", flat=True)
         .first()

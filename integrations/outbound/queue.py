@@ -28,9 +28,23 @@ class QueueError(ValueError):
     """A request the queue refuses, with a message for the person who made it."""
 
 
-def default_key(operation: str, variables: dict, origin: str, origin_ref: str) -> str:
-    digest = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()[:24]
-    return f"{origin}:{origin_ref}:{operation}:{digest}"[:200]
+def default_key(shop: Shop, operation: str, variables: dict, target_gid: str) -> str:
+    """The key of "make this change on top of the record's latest call": the same request made
+    twice in a row (a double click, a script run again) finds the first call, while the same
+    change asked for again after another call to the record changed it is a new intent."""
+    latest = (
+        OutboundCall.objects.filter(shop=shop, target_gid=target_gid)
+        .order_by("-id")
+        .values("idempotency_key", "operation", "input")
+        .first()
+        if target_gid
+        else None
+    )
+    if latest and latest["operation"] == operation and latest["input"] == variables:
+        return latest["idempotency_key"]
+    digest = hashlib.sha256(json.dumps([operation, variables], sort_keys=True).encode()).hexdigest()[:32]
+    after = hashlib.sha256((latest or {}).get("idempotency_key", "").encode()).hexdigest()[:12] if latest else "first"
+    return f"{operation}:{digest}:after-{after}"
 
 
 def shopify_idempotency_key(call: OutboundCall) -> str:
@@ -60,7 +74,8 @@ def enqueue(
     op.check(variables)
     if lane not in Lane.values:
         raise QueueError(f"lane must be one of {', '.join(Lane.values)}")
-    key = (key or default_key(operation, variables, origin, origin_ref)).strip()
+    target_gid = op.target(variables)[:255]
+    key = (key or default_key(shop, operation, variables, target_gid)).strip()
     if not key or len(key) > 200:
         raise QueueError("the idempotency key must be 1 to 200 characters")
     now = timezone.now()
@@ -68,7 +83,7 @@ def enqueue(
         shop=shop,
         operation=operation,
         input=variables,
-        target_gid=op.target(variables)[:255],
+        target_gid=target_gid,
         target_label=label[:100],
         lane=lane,
         priority=OutboundCall.LANE_ORDER[lane],
@@ -81,12 +96,14 @@ def enqueue(
         expected_cost=op.expected_cost,
         created_at=now,
     )
-    if shop.state == Shop.State.UNINSTALLED:
+    # The caller's Shop may be stale (a job's was loaded with its batch): ask the database.
+    state, paused = Shop.objects.filter(pk=shop.pk).values_list("state", "queue_paused").get()
+    if state == Shop.State.UNINSTALLED:
         kind = "uninstalled"
         call.status, call.finished_at, call.classification = Status.FAILED, now, NON_RETRYABLE
         call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
         call.reason = f"not sent: the app was uninstalled from {shop.domain}"
-    elif shop.queue_paused:
+    elif paused:
         call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
     try:
         with transaction.atomic():
@@ -221,10 +238,16 @@ def send_again(call: OutboundCall, *, by, reason: str, request=None) -> bool:
             reason=f"sent again by {by.get_username() if by else 'system'}: {reason}"[:2000],
         )
         if moved and target == Status.PAUSED:
-            OutboundCall.STATES.move(OutboundCall.objects.filter(pk=call.pk), source=Status.QUEUED, target=Status.PAUSED)
+            OutboundCall.STATES.move(
+                OutboundCall.objects.filter(pk=call.pk), source=Status.QUEUED, target=Status.PAUSED
+            )
         if moved:
             record_action(
-                actor=by, verb="outbound.send_again", target=call, before={"status": call.status}, reason=reason,
+                actor=by,
+                verb="outbound.send_again",
+                target=call,
+                before={"status": call.status},
+                reason=reason,
                 request=request,
             )
     return bool(moved)
@@ -270,7 +293,7 @@ def call_json(call: OutboundCall, attempts=None) -> dict:
             }
             for attempt in attempts
         ],
-        "echoes": [event_id for event_id in call.echoes.values_list("id", flat=True)] if call.pk else [],
+        "echoes": [event.pk for event in call.echoes.all()] if call.pk else [],
     }
 
 

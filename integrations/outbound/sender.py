@@ -245,7 +245,8 @@ def _summary(call: OutboundCall, operation) -> str:
 
 
 def _updated_at(result: dict | None):
-    value = (result or {}).get("updatedAt")
+    # A record's updatedAt; an inventory adjustment group has only its createdAt.
+    value = (result or {}).get("updatedAt") or (result or {}).get("createdAt")
     return parse_datetime(value) if isinstance(value, str) else None
 
 

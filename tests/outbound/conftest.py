@@ -22,7 +22,7 @@ class Store:
         return response.json() if response.content else None
 
     def records(self, kind: str) -> list[dict]:
-        return self.control("GET", f"/records/{kind}")["items"]
+        return self.control("GET", f"/records/{kind}", params={"limit": 1000})["items"]
 
     def record(self, kind: str, record_id) -> dict:
         data = self.control("GET", f"/records/{kind}/{record_id}")

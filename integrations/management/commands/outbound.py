@@ -17,7 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        enqueue = sub.add_parser("enqueue", help="Put a call in the queue (prints it; an existing one for the key is reused).")
+        enqueue = sub.add_parser(
+            "enqueue", help="Put a call in the queue (prints it; an existing one for the key is reused)."
+        )
         enqueue.add_argument("shop")
         enqueue.add_argument("operation", help=f"One of: {', '.join(sorted(OPERATIONS))}")
         enqueue.add_argument("--input", required=True, help="The mutation's variables, as JSON.")
@@ -39,11 +41,26 @@ class Command(BaseCommand):
         again = sub.add_parser("send-again", help="Send a failed call again with the same key (audited).")
         again.add_argument("id", type=int)
         again.add_argument("--reason", required=True)
+        stock = sub.add_parser("push-stock", help="Set a stock level in Shopify to the warehouse's count.")
+        stock.add_argument("shop")
+        stock.add_argument("--item", type=int, required=True, help="Inventory item id.")
+        stock.add_argument("--location", type=int, required=True, help="Location id.")
+        stock.add_argument("--quantity", type=int, required=True, help="Available quantity to set.")
+        stock.add_argument(
+            "--compare-to", type=int, default=None, help="The quantity Shopify should hold now (default: last synced)."
+        )
+        stock.add_argument("--lane", default="live", choices=OutboundCall.Lane.values)
+        product = sub.add_parser("push-product", help="Send the platform's product title/description to Shopify.")
+        product.add_argument("shop")
+        product.add_argument("--product", type=int, required=True, help="Product id.")
+        product.add_argument("--title", default=None)
+        product.add_argument("--description", default=None, help="Description HTML.")
+        product.add_argument("--lane", default="live", choices=OutboundCall.Lane.values)
         drain = sub.add_parser("send", help="Send due calls from this process until none is due (or --timeout).")
         drain.add_argument("--timeout", type=float, default=30.0)
         for action in sub.choices.values():
             action.add_argument("--json", action="store_true", help="Print JSON.")
-            if action.prog.split()[-1] in ("enqueue", "pause", "resume", "send-again"):
+            if action.prog.split()[-1] in ("enqueue", "pause", "resume", "send-again", "push-stock", "push-product"):
                 action.add_argument("--user", default=None, help="Who is acting (must be allowed to send calls).")
 
     def handle(self, *args, action, **options):
@@ -112,9 +129,9 @@ class Command(BaseCommand):
         if operation:
             calls = calls.filter(operation=operation)
         calls = list(
-            calls.prefetch_related(
-                Prefetch("attempts", queryset=OutboundAttempt.objects.order_by("number")), "echoes"
-            )[: max(1, min(limit, 1000))]
+            calls.prefetch_related(Prefetch("attempts", queryset=OutboundAttempt.objects.order_by("number")), "echoes")[
+                : max(1, min(limit, 1000))
+            ]
         )
         data = [queue.call_json(call) for call in calls]
         lines = [
@@ -160,6 +177,37 @@ class Command(BaseCommand):
             raise CommandError(f"call {call.pk} is {call.status}, not failed: nothing to send again.")
         call.refresh_from_db()
         self._print(queue.call_json(call), f"call {call.pk} is back in the queue ({call.status}).")
+
+    def _push_stock(self, *, shop, item, location, quantity, compare_to, lane, user, **_):
+        from integrations.outbound.flows import push_stock_level
+
+        by = self._user(user)
+        call, created = push_stock_level(
+            self._shop(shop),
+            inventory_item_id=item,
+            location_id=location,
+            quantity=quantity,
+            compare_to=compare_to,
+            lane=lane,
+            by=by,
+            origin_ref=f"command:{by.get_username() if by else 'terminal'}",
+        )
+        self._print({**queue.call_json(call), "created": created}, f"call {call.pk}: {call.why} ({call.status})")
+
+    def _push_product(self, *, shop, product, title, description, lane, user, **_):
+        from integrations.outbound.flows import push_product_content
+
+        by = self._user(user)
+        call, created = push_product_content(
+            self._shop(shop),
+            product_id=product,
+            title=title,
+            description_html=description,
+            lane=lane,
+            by=by,
+            origin_ref=f"command:{by.get_username() if by else 'terminal'}",
+        )
+        self._print({**queue.call_json(call), "created": created}, f"call {call.pk}: {call.operation} ({call.status})")
 
     def _send(self, *, timeout, **_):
         from integrations.outbound.sender import Sender

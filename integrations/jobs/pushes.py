@@ -1,0 +1,86 @@
+"""Jobs that push the platform's decisions back to Shopify, as outbound calls.
+
+They never call Shopify themselves: each enqueues one OutboundCall whose idempotency key names
+the intent (tag this order, tag this buyer), so a replay, a retry or a second webhook finds the
+call already there instead of making another. None of them acts on an echo (a webhook reporting
+our own write), so a write can never trigger itself again.
+"""
+
+from integrations.jobs.registry import always, job
+from integrations.models import Event, FulfillmentNotification, OutboundCall
+from integrations.outbound.queue import enqueue
+
+FULFILLMENT_TAG = "fulfillment-notified"
+BUYER_TAG = "buyer"
+
+
+def split_tags(tags) -> list[str]:
+    """Shopify's comma-separated tag string (or a list) as a list."""
+    if isinstance(tags, list):
+        return [str(tag).strip() for tag in tags if str(tag).strip()]
+    return [tag.strip() for tag in str(tags or "").split(",") if tag.strip()]
+
+
+def _echo_note(event: Event) -> str | None:
+    if event.echo_of_id:
+        return f"echo of our call {event.echo_of_id}: our own write coming back, not written back"
+    return None
+
+
+@job(
+    "tag_notified_order",
+    decision=always(
+        "The call's key is the order and the tag, so a replay finds the existing call instead of tagging again; "
+        "echoes of our own tag are skipped."
+    ),
+)
+def tag_notified_order(event: Event, payload: dict) -> str:
+    """Tag an order in Shopify once the fulfillment queue was told about it."""
+    if note := _echo_note(event):
+        return note
+    order_id = int(payload["id"])
+    if FULFILLMENT_TAG in {tag.lower() for tag in split_tags(payload.get("tags"))}:
+        return f"already tagged {FULFILLMENT_TAG}"
+    if not FulfillmentNotification.objects.filter(shop_id=event.shop_id, order_shopify_id=order_id).exists():
+        return "fulfillment not notified yet: nothing to tag"
+    call, created = enqueue(
+        event.shop,
+        "order.add_tags",
+        {"id": f"gid://shopify/Order/{order_id}", "tags": [FULFILLMENT_TAG]},
+        origin=OutboundCall.Origin.JOB,
+        origin_ref=f"job:tag_notified_order:event {event.pk}",
+        key=f"tag_notified_order:{order_id}:{FULFILLMENT_TAG}",
+        why="fulfillment was notified for this order",
+        label=str(payload.get("name") or "")[:100],
+        origin_event=event,
+    )
+    return f"{'queued' if created else 'already queued'}: call {call.pk} tags the order {FULFILLMENT_TAG}"
+
+
+@job(
+    "tag_buyer",
+    decision=always(
+        "The call's key is the customer and the tag, so a customer is tagged at most once however often this runs."
+    ),
+)
+def tag_buyer(event: Event, payload: dict) -> str:
+    """Tag the customer of a paid order as a buyer in Shopify."""
+    if note := _echo_note(event):
+        return note
+    if payload.get("financial_status") not in ("paid", None):
+        return "not paid: nothing to tag"
+    customer_id = (payload.get("customer") or {}).get("id")
+    if not customer_id:
+        return "no customer on the order: nothing to tag"
+    call, created = enqueue(
+        event.shop,
+        "customer.add_tags",
+        {"id": f"gid://shopify/Customer/{int(customer_id)}", "tags": [BUYER_TAG]},
+        origin=OutboundCall.Origin.JOB,
+        origin_ref=f"job:tag_buyer:event {event.pk}",
+        key=f"tag_buyer:{int(customer_id)}:{BUYER_TAG}",
+        why=f"customer paid order {payload.get('name') or payload.get('id')}",
+        label=f"Customer {customer_id}",
+        origin_event=event,
+    )
+    return f"{'queued' if created else 'already queued'}: call {call.pk} tags customer {customer_id} {BUYER_TAG}"
