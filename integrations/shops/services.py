@@ -62,15 +62,24 @@ def update_shop(*, by, shop: Shop, changes: dict, reason: str = "", request=None
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable here: {', '.join(sorted(unknown))}")
+    from integrations.outbound.queue import pause_shop, resume_shop
+
+    changes = dict(changes)
+    paused = changes.pop("queue_paused", None)
     with transaction.atomic():
         shop = Shop.objects.select_for_update().get(pk=shop.pk)
-        if "queue_paused" in changes and changes["queue_paused"] != shop.queue_paused and not reason.strip():
+        toggle = paused is not None and paused != shop.queue_paused
+        if toggle and not reason.strip():
             raise ValueError("Pausing or resuming a shop's queue needs a reason (kept in the audit trail).")
         before = _snapshot(shop)
         for field, value in changes.items():
             setattr(shop, field, value)
         shop.full_clean()
         _save_audited(shop, before, by=by, verb="shop.update", reason=reason, request=request, only_if_changed=True)
+        if toggle:
+            # Holding and releasing the calls is the outbound queue's (audited there).
+            (pause_shop if paused else resume_shop)(shop, by=by, reason=reason, request=request)
+            shop.refresh_from_db()
     return shop
 
 
