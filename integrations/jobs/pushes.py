@@ -40,9 +40,9 @@ def tag_notified_order(event: Event, payload: dict) -> str:
         return note
     order_id = int(payload["id"])
     if FULFILLMENT_TAG in {tag.lower() for tag in split_tags(payload.get("tags"))}:
-        return f"already tagged {FULFILLMENT_TAG}"
+        return f"nothing to push: the order is already tagged {FULFILLMENT_TAG}"
     if not FulfillmentNotification.objects.filter(shop_id=event.shop_id, order_shopify_id=order_id).exists():
-        return "fulfillment not notified yet: nothing to tag"
+        return "nothing to push: fulfillment was not notified for this order (yet)"
     call, created = enqueue(
         event.shop,
         "order.add_tags",
@@ -68,10 +68,10 @@ def tag_buyer(event: Event, payload: dict) -> str:
     if note := _echo_note(event):
         return note
     if payload.get("financial_status") not in ("paid", None):
-        return "not paid: nothing to tag"
+        return "nothing to push: the order is not paid"
     customer_id = (payload.get("customer") or {}).get("id")
     if not customer_id:
-        return "no customer on the order: nothing to tag"
+        return "nothing to push: the order has no customer"
     call, created = enqueue(
         event.shop,
         "customer.add_tags",

@@ -186,5 +186,5 @@ def test_events_for_one_record_run_in_the_order_they_arrived(shop):
     first = receive(shop, "orders/updated", order(9100, updated="2026-05-04T10:00:00Z"), "wh-arrived-1")
     second = receive(shop, "orders/updated", order(9100, updated="2026-05-04T10:00:00Z"), "wh-arrived-2")
     assert process_pending() == 2
-    assert Attempt.objects.get(job__event=first).message == "created"
-    assert Attempt.objects.get(job__event=second).message.startswith("stale")
+    assert Attempt.objects.get(job__event=first, job__name="sync_order").message == "created"
+    assert Attempt.objects.get(job__event=second, job__name="sync_order").message.startswith("stale")
