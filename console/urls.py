@@ -20,6 +20,7 @@ urlpatterns = [
     path("audit/<str:app_label>/<str:model>/<str:object_id>/", views.audit_history, name="audit_history"),
     path("shops/", include("integrations.shops.urls")),
     path("events/", include("integrations.eventlog.urls")),
+    path("outbound/", include("integrations.outbound.urls")),
     path("incidents/", include("incidents.urls")),
     path("privacy/", include("integrations.privacy.urls")),
     path("admin/", admin.site.urls),

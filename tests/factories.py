@@ -124,3 +124,42 @@ class AttemptFactory(factory.django.DjangoModelFactory):
     job = factory.SubFactory(JobFactory)
     number = factory.Sequence(lambda n: n + 1)
     outcome = Attempt.Outcome.SUCCEEDED
+
+
+# --- Outbound calls -------------------------------------------------------------------------
+
+
+class OutboundCallFactory(factory.django.DjangoModelFactory):
+    """An `order.add_tags` call for an order; pass status= and the fields its constraints need follow."""
+
+    class Meta:
+        model = "integrations.OutboundCall"
+
+    shop = factory.SubFactory(ShopFactory)
+    operation = "order.add_tags"
+    target_gid = factory.Sequence(lambda n: f"gid://shopify/Order/{820000 + n}")
+    target_label = factory.Sequence(lambda n: f"#{5000 + n}")
+    input = factory.LazyAttribute(lambda c: {"id": c.target_gid, "tags": ["vip"]})
+    origin = "job"
+    origin_ref = factory.Sequence(lambda n: f"job:{n}")
+    idempotency_key = factory.Sequence(lambda n: f"job:{n}:order.add_tags:test{n:06d}")
+    status = "queued"
+    finished_at = factory.LazyAttribute(lambda c: timezone.now() if c.status in ("succeeded", "failed") else None)
+    next_attempt_at = factory.LazyAttribute(
+        lambda c: timezone.now() + timedelta(minutes=1) if c.status == "waiting" else None
+    )
+    claimed_by = factory.LazyAttribute(lambda c: "test-host:1:sender" if c.status == "running" else "")
+    claimed_at = factory.LazyAttribute(lambda c: timezone.now() if c.status == "running" else None)
+
+
+class OutboundAttemptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "integrations.OutboundAttempt"
+
+    call = factory.SubFactory(OutboundCallFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    outcome = "succeeded"
+    http_status = 200
+    worker = "test-host:1:sender"
+    duration_ms = 120
+    request_summary = factory.LazyAttribute(lambda a: f"POST graphql.json tagsAdd on {a.call.target_gid} (live lane)")

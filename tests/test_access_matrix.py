@@ -11,7 +11,7 @@ from django.utils import timezone
 from console import roles
 from console.audit import record_action
 from integrations.models import PrivacyRequest, SavedView
-from tests.factories import DeliveryFactory, EventFactory, ShopFactory
+from tests.factories import DeliveryFactory, EventFactory, OutboundCallFactory, ShopFactory
 
 ANON = "anonymous"
 S, CS, A = roles.SUPPORT, roles.CUSTOMER_SERVICE, roles.ADMIN
@@ -55,6 +55,10 @@ ACCESS = {
     "events:save_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:delete_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:failed_tasks": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # django-q2 failures, read-only
+    "outbound:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "outbound:send_again": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "outbound:pause": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "outbound:resume": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
 }
 # Views that change something: a POST from a role without the right gets 403 and changes nothing.
 ACTIONS = {
@@ -74,6 +78,9 @@ ACTIONS = {
     "events:mark_ignored": {CS: 403},
     "events:save_view": {CS: 403},
     "events:delete_view": {CS: 403},
+    "outbound:send_again": {CS: 403},
+    "outbound:pause": {CS: 403},
+    "outbound:resume": {CS: 403},
 }
 
 
@@ -99,6 +106,7 @@ def url_for(db, admin_user):
     event = EventFactory(shop=shop)
     rejected = DeliveryFactory(event=None)
     saved = SavedView.objects.create(user=admin_user, name="failed", query="status=failed")
+    call = OutboundCallFactory(shop=shop, status="failed")
     privacy = PrivacyRequest.objects.create(
         shop=shop, event=EventFactory(shop=shop), kind=PrivacyRequest.Kind.CUSTOMER_REDACT, due_at=timezone.now()
     )
@@ -117,6 +125,10 @@ def url_for(db, admin_user):
         "privacy:export": {"pk": privacy.pk},
         "integrations:shop_secrets": {"pk": shop.pk},
         "integrations:shop_retire_secret": {"pk": shop.pk},
+        "outbound:detail": {"pk": call.pk},
+        "outbound:send_again": {"pk": call.pk},
+        "outbound:pause": {"shop_id": shop.pk},
+        "outbound:resume": {"shop_id": shop.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 

@@ -1,6 +1,8 @@
 """Event-log health for the dashboard: aggregate queries only, each bounded by time or served by
 a partial index, so the cost does not grow with the size of the log."""
 
+import functools
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,13 +12,15 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from integrations.eventlog.filters import REJECTED
-from integrations.models import Delivery, Event, PrivacyRequest, WorkerHeartbeat
+from integrations.models import Delivery, Event, OutboundCall, PrivacyRequest, Shop, WorkerHeartbeat
 
 WORKER_ALIVE_WITHIN = timedelta(seconds=90)
 CHART_HOURS = 24
 # Bottom to top in each bar; "rejected" are Deliveries that never became an Event.
 CHART_STATUSES = ["processed", "ignored", "queued", "claimed", "retry_wait", "failed", REJECTED]
 _BAR_PITCH, _BAR_WIDTH, _CHART_HEIGHT = 40, 32, 100
+# Paused shops named on the dashboard (the rest are counted).
+PAUSED_SHOPS_SHOWN = 10
 # See rejected_spike.
 REJECTED_SPIKE_MIN = 20
 REJECTED_SPIKE_FACTOR = 5
@@ -47,6 +51,8 @@ class ChartBar:
 # (queued; not queued) for an OR, while `status = ANY(...)` is implied by neither and would scan
 # the whole log.
 IN_FLIGHT = Q(status=Event.Status.QUEUED) | Q(status=Event.Status.CLAIMED) | Q(status=Event.Status.RETRY_WAIT)
+CallStatus = OutboundCall.Status
+_OUTBOUND_COUNTED = [status.value for status in (*OutboundCall.ACTIVE, CallStatus.FAILED)]
 
 
 def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
@@ -125,6 +131,34 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
             .select_related("shop")
             .order_by("due_at")[:10]
         ),
+        "outbound": outbound_stats(since),
+    }
+
+
+def outbound_counted(since: datetime) -> Q:
+    """Calls the dashboard counts: failed since `since`, and every unfinished one. An OR of
+    equalities, as IN_FLIGHT, so each branch is a range of int_call_status_idx."""
+    return Q(status=CallStatus.FAILED, created_at__gte=since) | functools.reduce(
+        operator.or_, (Q(status=status) for status in OutboundCall.ACTIVE)
+    )
+
+
+def outbound_stats(since: datetime) -> dict[str, Any]:
+    """Calls to Shopify, counted apart from inbound webhooks, in two queries: failed since `since`
+    and the unfinished ones by status (each an OR branch on int_call_status_idx, so the figure
+    costs the size of the backlog, not of the history), and the shops whose queue is paused."""
+    counts = OutboundCall.objects.filter(outbound_counted(since)).aggregate(
+        **{status: Count("id", filter=Q(status=status)) for status in _OUTBOUND_COUNTED}
+    )
+    paused = list(
+        Shop.objects.filter(queue_paused=True)
+        .order_by("domain")
+        .values_list("domain", flat=True)[: PAUSED_SHOPS_SHOWN + 1]
+    )
+    return {
+        **counts,
+        "paused_shops": paused[:PAUSED_SHOPS_SHOWN],
+        "more_paused_shops": len(paused) > PAUSED_SHOPS_SHOWN,
     }
 
 

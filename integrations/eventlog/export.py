@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from integrations.eventlog.filters import INBOUND, KIND_REJECTED, REJECTED
+from integrations.eventlog.filters import INBOUND, KIND_OUTBOUND, KIND_REJECTED, REJECTED
 from integrations.eventlog.selectors import LogQuery
 
 EXPORT_MAX_ROWS = 100_000
@@ -43,12 +43,33 @@ REJECTED_COLUMNS = [
     ("source_ip", "source_ip"),
 ]
 
+# Outbound calls: what `outbound list --json` says of a call, minus its input and tries.
+OUTBOUND_COLUMNS = [
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("shop", "shop__domain"),
+    ("operation", "operation"),
+    ("target", "target_gid"),
+    ("label", "target_label"),
+    ("lane", "lane"),
+    ("origin", "origin"),
+    ("origin_ref", "origin_ref"),
+    ("idempotency_key", "idempotency_key"),
+    ("status", "status"),
+    ("classification", "classification"),
+    ("failure_kind", "failure_kind"),
+    ("attempts", "attempt_count"),
+    ("reason", "reason"),
+    ("next_step", "next_step"),
+]
+COLUMNS = {KIND_REJECTED: REJECTED_COLUMNS, KIND_OUTBOUND: OUTBOUND_COLUMNS}
+
 
 def export_rows(log: LogQuery, *, limit: int | None = None) -> Iterator[list]:
     """Header, then up to `limit` (default EXPORT_MAX_ROWS) rows streamed from the database, then a
     comment line if capped."""
     limit = EXPORT_MAX_ROWS if limit is None else limit
-    columns = REJECTED_COLUMNS if log.kind == KIND_REJECTED else EVENT_COLUMNS
+    columns = COLUMNS.get(log.kind, EVENT_COLUMNS)
     yield [name for name, _ in columns]
     fields = [field for _, field in columns if field]
     values = log.queryset.order_by("-pk").values_list(*fields)[: limit + 1]
@@ -69,8 +90,8 @@ def export_rows(log: LogQuery, *, limit: int | None = None) -> Iterator[list]:
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    # Topic, shop and reason of a rejected request come from whoever sent it: keep spreadsheets
-    # from running them as formulas.
+    # Topic, shop and reason of a rejected request come from whoever sent it, and a call's label
+    # and reason from a store or Shopify: keep spreadsheets from running them as formulas.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value

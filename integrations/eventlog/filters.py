@@ -1,4 +1,10 @@
-"""The event log's filter form and the vocabulary it offers (directions, kinds, topics)."""
+"""The event log's filter form and the vocabulary it offers (directions, kinds, topics, operations).
+
+One form filters both directions. Inbound rows are webhooks (events, or rejected requests); outbound
+rows are the calls we make to Shopify (OutboundCall). The same boxes map onto calls: the topic box
+takes an operation (or its beginning), the time range is when the call was made, and the status
+list offers each direction's statuses ("queued" and "failed" mean the same in both).
+"""
 
 import re
 from datetime import datetime
@@ -9,7 +15,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import pretty_name
 
-from integrations.models import Event, Shop
+from integrations.models import Event, OutboundCall, Shop
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
@@ -54,10 +60,29 @@ _NUMERIC = re.compile(r"^#?([0-9]{1,20})$")
 # Datetimes outside these years overflow when converted between time zones (year 1 or 9999).
 _YEARS = (1900, 9998)
 
+INBOUND_STATUSES = [*Event.Status.choices, (REJECTED, "Rejected (never became an event)")]
+# "Held (queue paused)", not the model's "Held: shop paused": each filter's label holds its
+# options' words, and "shop" there would make the Status box answer to "Shop" too.
+OUTBOUND_STATUSES = [
+    (value, "Held (queue paused)" if value == OutboundCall.Status.PAUSED else label)
+    for value, label in OutboundCall.Status.choices
+]
+# A status only one direction has says which direction is meant when none was chosen.
+_INBOUND_ONLY = {value for value, _ in INBOUND_STATUSES} - {value for value, _ in OUTBOUND_STATUSES}
+_OUTBOUND_ONLY = {value for value, _ in OUTBOUND_STATUSES} - {value for value, _ in INBOUND_STATUSES}
 
-def topic_suggestions() -> list[tuple[str, str]]:
+
+def topic_suggestions(direction: str = "") -> list[tuple[str, str]]:
     """(value, label) for the topic box: each resource as a prefix ("orders" matches every
-    orders/... topic), then every topic the console knows (the job registry's and Shopify's common ones)."""
+    orders/... topic), then every topic the console knows (the job registry's and Shopify's common ones).
+    For outbound calls, the operations instead (by resource, then each one)."""
+    if direction == OUTBOUND:
+        from integrations.outbound.operations import OPERATIONS
+
+        resources = sorted({name.split(".", 1)[0] for name in OPERATIONS})
+        return [(r, f"every {r}.… operation") for r in resources] + [
+            (name, op.describe) for name, op in sorted(OPERATIONS.items())
+        ]
     from integrations.jobs.registry import TOPIC_JOBS
 
     topics = sorted(set(COMMON_TOPICS) | set(TOPIC_JOBS))
@@ -88,7 +113,7 @@ class EventFilterForm(forms.Form):
     )
     direction = forms.ChoiceField(
         required=False,
-        choices=[("", "All directions"), (INBOUND, "Inbound"), (OUTBOUND, "Outbound (none recorded yet)")],
+        choices=[("", "All directions"), (INBOUND, "Inbound (webhooks)"), (OUTBOUND, "Outbound (API calls we make)")],
     )
     topic = forms.CharField(
         required=False,
@@ -98,10 +123,33 @@ class EventFilterForm(forms.Form):
     )
     status = forms.ChoiceField(
         required=False,
-        choices=[("", "Any status"), *Event.Status.choices, (REJECTED, "Rejected (never became an event)")],
+        choices=[("", "Any status"), ("Inbound webhooks", INBOUND_STATUSES), ("Outbound calls", OUTBOUND_STATUSES)],
     )
     received_from = forms.DateTimeField(required=False, label="Received from", widget=DateTimeLocalInput())
     received_to = forms.DateTimeField(required=False, label="Received before", widget=DateTimeLocalInput())
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.asks_for_outbound():
+            # Offer what applies to calls; any status is still accepted and checked in clean().
+            self.fields["status"].widget.choices = [("", "Any status"), *OUTBOUND_STATUSES]
+            self.fields["topic"].label = "Operation"
+            self.fields["topic"].help_text = "An operation or its beginning: order matches every order.… operation."
+            self.fields["topic"].widget.attrs["placeholder"] = "any, or e.g. order.add_tags"
+            self.fields["q"].widget.attrs["placeholder"] = (
+                "#1042, gid, record id, call id, operation or idempotency key"
+            )
+            self.fields["received_from"].label = "Created from"
+            self.fields["received_to"].label = "Created before"
+        elif self.is_bound and self.data.get("direction") == INBOUND:
+            self.fields["status"].widget.choices = [("", "Any status"), *INBOUND_STATUSES]
+
+    def asks_for_outbound(self) -> bool:
+        """Whether the (bound) filters are about outbound calls: chosen, or implied by a status only calls have."""
+        if not self.is_bound:
+            return False
+        direction = self.data.get("direction", "")
+        return direction == OUTBOUND or (not direction and self.data.get("status") in _OUTBOUND_ONLY)
 
     def clean_topic(self) -> str:
         return self.cleaned_data["topic"].strip()
@@ -119,7 +167,18 @@ class EventFilterForm(forms.Form):
         cleaned = super().clean()
         start, end = cleaned.get("received_from"), cleaned.get("received_to")
         if start and end and start >= end:
-            self.add_error("received_to", "Must be later than “Received from”.")
+            self.add_error("received_to", f"Must be later than “{self.fields['received_from'].label}”.")
+        status, direction = cleaned.get("status"), cleaned.get("direction")
+        if status in _OUTBOUND_ONLY and direction == INBOUND:
+            self.add_error(
+                "status", "That is a status of outbound calls: choose direction Outbound, or another status."
+            )
+        elif status in _INBOUND_ONLY and direction == OUTBOUND:
+            self.add_error(
+                "status", "That is a status of inbound webhooks: choose direction Inbound, or another status."
+            )
+        elif status in _OUTBOUND_ONLY and not direction:
+            cleaned["direction"] = OUTBOUND
         return cleaned
 
     def error_summary(self) -> str:

@@ -6,9 +6,13 @@ serves (see their Meta.indexes), and pages are keyset ranges on the primary key,
 fast at millions of rows: no COUNT(*) of the table, no OFFSET, no substring search. A prefix (of a
 webhook id or a topic) is a range on the column's index too (`prefix_match`).
 
-Rows come in kinds. Today there are inbound Events and rejected inbound Deliveries (requests that
-never became an Event); outbound calls to Shopify will be a third kind with their own queryset and
-row template, told apart by `LogQuery.kind` and the direction badge.
+Rows come in kinds: inbound Events, rejected inbound Deliveries (requests that never became an
+Event) and outbound calls to Shopify (OutboundCall), each with its own queryset and row template,
+told apart by `LogQuery.kind` and the direction badge. Calls are searched and filtered the same
+way, on their own indexes: (shop, target_gid, id), (target_label, -id), (operation, -id),
+(status, -id), (shop, -id) and the unique (shop, idempotency_key).
+
+The call page and the pages that mention calls (an event's echo, a shop's queue) read calls here too.
 """
 
 import json
@@ -16,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -32,12 +37,28 @@ from integrations.eventlog.filters import (
     REJECTED,
 )
 from integrations.eventlog.trace import STALE_PREFIX, JobResult, describe_result, traced_events
-from integrations.models import Attempt, Delivery, Event, Job, Shop, webhook_id_match
+from integrations.models import (
+    Attempt,
+    Delivery,
+    Event,
+    Job,
+    OutboundAttempt,
+    OutboundCall,
+    Shop,
+    webhook_id_match,
+)
 
 # Above any character a webhook id or topic holds: `p <= value < p + TOP` is "starts with p".
 TOP = "\U0010ffff"
 # Rows shown per kind in "also with this webhook id"; a link lists the rest.
 ALSO_MAX_ROWS = 20
+# A bare number may be a call id or the id in the gid of the record a call changes: one exact
+# probe per resource type our operations write (inventory levels have compound gids: search those by gid).
+CALL_GID_TYPES = ("Order", "Product", "Customer")
+# Calls for the same record listed on an event's page.
+CALLS_FOR_RECORD = 5
+# Echoes listed on a call's page (a call normally has one).
+ECHOES_SHOWN = 20
 _WEBHOOK_ID_COLUMN = Event._meta.get_field("webhook_id").max_length
 
 
@@ -56,12 +77,16 @@ class LogQuery:
     def row_template(self) -> str:
         return f"integrations/events/_{self.kind}_row.html"
 
+    @property
+    def columns(self) -> int:
+        """Columns of the kind's table (for cells that span a row)."""
+        return {KIND_OUTBOUND: 11, KIND_REJECTED: 8}.get(self.kind, 9)
+
 
 def build_log_query(filters: dict[str, Any]) -> LogQuery:
     """The queryset for the event log's filters (as returned by `EventFilterForm.filters`)."""
     if filters.get("direction") == OUTBOUND:
-        # Outbound calls are not recorded yet; when they are, their queryset goes here.
-        return LogQuery(KIND_OUTBOUND, Event.objects.none())
+        return LogQuery(KIND_OUTBOUND, _calls(filters))
     q = filters.get("q", "")
     shop_ids = _shop_ids() if q and may_be_webhook_id(q) else None
     if filters.get("status") == REJECTED:
@@ -82,6 +107,51 @@ def _events(filters: dict[str, Any], shop_ids: list[int] | None = None) -> Query
     if q := filters.get("q"):
         events = events.filter(event_search(q, shop_ids))
     return _topic_and_time(events, filters)
+
+
+def _calls(filters: dict[str, Any]) -> QuerySet[OutboundCall]:
+    """Outbound calls for the log's filters: the shop and its paused flag joined, the (possibly
+    large) input and result left for the call page."""
+    calls = OutboundCall.objects.select_related("shop").defer("input", "result")
+    shop = filters.get("shop")
+    if shop:
+        calls = calls.filter(shop=shop)
+    if status := filters.get("status"):
+        calls = calls.filter(status=status)
+    if operation := filters.get("topic"):
+        # An operation or its beginning: "order" lists every order.… operation.
+        calls = calls.filter(prefix_match("operation", operation))
+    if start := filters.get("received_from"):
+        calls = calls.filter(created_at__gte=start)
+    if end := filters.get("received_to"):
+        calls = calls.filter(created_at__lt=end)
+    if q := filters.get("q"):
+        calls = calls.filter(call_search(q, [shop.pk] if shop else None))
+    return calls
+
+
+def call_search(q: str, shop_ids: list[int] | None = None) -> Q:
+    """One search box for calls; each branch an exact match on an indexed column, never a scan.
+
+    "gid://…" is the record's gid; "#1001" its order name (label); a bare number a call id, an
+    order name without "#", or the id in an Order/Product/Customer gid; anything else an operation
+    name, a label (SKU, title) or an idempotency key. Gids and keys are probed per shop, as their
+    indexes lead with the shop.
+    """
+    number = _NUMERIC.match(q)
+    if number and q.startswith("#"):
+        return Q(target_label=q)
+    ids = _shop_ids() if shop_ids is None else shop_ids
+    if q.startswith("gid://"):
+        return Q(shop_id__in=ids, target_gid=q)
+    if number:
+        digits = number.group(1)
+        gids = [f"gid://shopify/{kind}/{digits}" for kind in CALL_GID_TYPES]
+        match = Q(target_label=f"#{digits}") | Q(target_label=digits) | Q(shop_id__in=ids, target_gid__in=gids)
+        if int(digits) <= MAX_ID:
+            match |= Q(pk=int(digits))
+        return match
+    return Q(operation=q) | Q(target_label=q) | Q(shop_id__in=ids, idempotency_key=q)
 
 
 def _same_webhook_elsewhere(filters: dict[str, Any], shop_ids: list[int]) -> list[LogQuery]:
@@ -234,10 +304,11 @@ PAYLOAD_DISPLAY_LIMIT = 256 * 1024
 
 
 def events_for_detail() -> QuerySet[Event]:
-    """Events with everything the detail page and `trace_event` read, in a fixed number of queries."""
+    """Events with everything the detail page and `trace_event` read, in a fixed number of queries
+    (an echo's call comes in the same row)."""
     return (
         traced_events()
-        .select_related("assignee")
+        .select_related("assignee", "echo_of")
         .prefetch_related(
             Prefetch(
                 "deliveries", queryset=Delivery.objects.defer("body").order_by("id"), to_attr="timeline_deliveries"
@@ -353,3 +424,52 @@ def related_events(event: Event, limit: int = 20) -> list[Event]:
         .exclude(pk=event.pk)
         .order_by("-id")[:limit]
     )
+
+
+# --- Outbound calls: the call page, and calls named on other pages ---------------------------
+
+
+def call_for_detail(pk: int) -> OutboundCall:
+    """A call with everything its page shows, in three queries whatever its tries and echoes:
+    the call (with shop, origin event and requester), its tries in order, its echoes. 404 if none."""
+    echoes = Event.objects.only("id", "shop_id", "topic", "status", "received_at", "echo_of_id").order_by("id")
+    calls = OutboundCall.objects.select_related("shop", "origin_event", "requested_by").prefetch_related(
+        Prefetch("attempts", queryset=OutboundAttempt.objects.order_by("number"), to_attr="tries"),
+        Prefetch("echoes", queryset=echoes[:ECHOES_SHOWN], to_attr="shown_echoes"),
+    )
+    call = get_object_or_404(calls, pk=pk)
+    for attempt in call.tries:
+        attempt.shown_user_errors = user_error_lines(attempt.user_errors)
+        attempt.shown_error_codes = ", ".join(str(code) for code in attempt.error_codes or [] if code)
+    return call
+
+
+def user_error_lines(user_errors: Any) -> list[dict[str, str]]:
+    """Shopify's userErrors as (field path, message, code) for display, whatever shape they came in."""
+    lines = []
+    for error in user_errors if isinstance(user_errors, list) else []:
+        if not isinstance(error, dict):
+            lines.append({"field": "", "message": str(error), "code": ""})
+            continue
+        path = error.get("field")
+        where = ".".join(str(part) for part in path) if isinstance(path, list) else str(path or "")
+        lines.append({"field": where, "message": str(error.get("message") or ""), "code": str(error.get("code") or "")})
+    return lines
+
+
+def calls_for_record(shop_id: int, gid: str, limit: int = CALLS_FOR_RECORD) -> list[OutboundCall]:
+    """The latest calls that change one record (int_call_target_idx), newest first."""
+    if not gid:
+        return []
+    return list(
+        OutboundCall.objects.filter(shop_id=shop_id, target_gid=gid)
+        .only("id", "shop_id", "operation", "status", "created_at", "target_label", "target_gid")
+        .order_by("-id")[:limit]
+    )
+
+
+def shop_call_counts(shop: Shop) -> list[tuple[str, str, int]]:
+    """(status, label, how many) of the shop's calls for every call status, in one GROUP BY over
+    the shop's range of int_call_shop_idx."""
+    counts = dict(OutboundCall.objects.filter(shop=shop).values_list("status").annotate(n=Count("id")).order_by())
+    return [(status, label, counts.get(status, 0)) for status, label in OutboundCall.Status.choices]

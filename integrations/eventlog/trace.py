@@ -48,7 +48,7 @@ class JobResult:
 
     @property
     def did_nothing(self) -> bool:
-        return self.kind in ("stale", "redacted")
+        return self.kind in ("stale", "redacted", "nothing", "echo")
 
     @property
     def out_of_order(self) -> bool:
@@ -83,6 +83,16 @@ def describe_result(message: str) -> JobResult:
         return JobResult(
             "redacted",
             "Nothing written: the record's personal data was removed (redacted), so it is never written back.",
+        )
+    if message.startswith("nothing to push: "):
+        why = message.removeprefix("nothing to push: ")
+        return JobResult("nothing", f"Nothing sent to Shopify: {why}.")
+    if message.startswith("echo of our call "):
+        return JobResult(
+            "echo",
+            "Nothing sent to Shopify: this webhook reports our own "
+            + message.removeprefix("echo of ").split(":")[0]
+            + " coming back (an echo), and an echo is never written back.",
         )
     head, _, rest = message.partition(";")
     if head in _OUTCOME_WORDS:

@@ -1,6 +1,7 @@
-"""The event log: list (with live poll and CSV export), event and rejected-delivery detail,
-triage actions, saved views, and the worker's failed tasks. Views stay thin; queries live in
-`selectors`, changes in `triage` and `saved_views`.
+"""The event log: list (with live poll and CSV export) of inbound webhooks and outbound calls,
+event and rejected-delivery detail, triage actions, saved views, and the worker's failed tasks.
+Views stay thin; queries live in `selectors`, changes in `triage` and `saved_views`. The call page
+and its actions are in `integrations.outbound.views`.
 
 Every query parameter goes through a form: a bad filter on the list page is reported beside the
 filters (and not applied); anywhere a page cannot say so (export, live poll, cursors), it is 400.
@@ -10,7 +11,7 @@ import csv
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from integrations.processing import interventions
 
 VIEW = "integrations.view_event"
 TRIAGE = "integrations.triage_event"
+VIEW_CALLS = "integrations.view_outboundcall"
 
 
 # --- List -----------------------------------------------------------------------------------
@@ -46,12 +48,21 @@ def _strict_filters(form: filters.EventFilterForm) -> dict:
     return form.filters()
 
 
+def _log_for(request: HttpRequest, applied: dict) -> selectors.LogQuery:
+    """The log for the applied filters; outbound calls also need the right to see calls."""
+    log = selectors.build_log_query(applied)
+    if log.kind == filters.KIND_OUTBOUND and not request.user.has_perm(VIEW_CALLS):
+        raise PermissionDenied
+    return log
+
+
 @require_GET
 @require_perm(VIEW)
 def event_list(request: HttpRequest) -> HttpResponse:
     form = filters.EventFilterForm(request.GET or None)
     position = _position(request)
-    log = selectors.build_log_query(form.filters())
+    applied = form.filters()
+    log = _log_for(request, applied)
     cursor = position["cursor"]
     page = keyset_page(log.queryset, cursor=str(cursor) if cursor else None)
     query = form.query_string()
@@ -65,7 +76,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "also": also,
         # The live poll asks for rows above the newest one shown (0 when none matched yet).
         "newest_id": page.rows[0].pk if page.rows else 0,
-        "topics": filters.topic_suggestions(),
+        "topics": filters.topic_suggestions(applied.get("direction", "")),
         "saved_views": SavedView.objects.filter(user=request.user),
     }
     if request.htmx and cursor:
@@ -95,7 +106,7 @@ def _also_blocks(log: selectors.LogQuery, query: str) -> list[dict]:
 def event_poll(request: HttpRequest) -> HttpResponse:
     """Rows newer than `after` that match the filters, with the poller that asks for the next ones."""
     form = filters.EventFilterForm(request.GET or None)
-    log = selectors.build_log_query(_strict_filters(form))
+    log = _log_for(request, _strict_filters(form))
     after = _position(request)["after"] or 0
     rows = selectors.newer_rows(log, after)
     selectors.mark_out_of_order(rows)
@@ -115,11 +126,12 @@ class _Echo:
 def event_export(request: HttpRequest) -> StreamingHttpResponse:
     form = filters.EventFilterForm(request.GET or None)
     # An export without the filter that was asked for would be a different (larger) file: refuse.
-    log = selectors.build_log_query(_strict_filters(form))
+    log = _log_for(request, _strict_filters(form))
     writer = csv.writer(_Echo())
     lines = (writer.writerow(row) for row in export.export_rows(log))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    filename = f"events-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    name = "outbound-calls" if log.kind == filters.KIND_OUTBOUND else "events"
+    filename = f"{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -141,6 +153,9 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "related": selectors.related_events(event),
         **_triage_context(request, event),
     }
+    if request.user.has_perm(VIEW_CALLS):
+        # Our own calls that changed this record (an echo is one of them coming back).
+        context["record_calls"] = selectors.calls_for_record(event.shop_id, event.resource_gid)
     return render(request, "integrations/events/detail.html", context)
 
 

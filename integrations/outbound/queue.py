@@ -235,6 +235,9 @@ def send_again(call: OutboundCall, *, by, reason: str, request=None) -> bool:
             target=Status.QUEUED,
             next_attempt_at=None,
             finished_at=None,
+            classification=None,
+            failure_kind="",
+            next_step="",
             reason=f"sent again by {by.get_username() if by else 'system'}: {reason}"[:2000],
         )
         if moved and target == Status.PAUSED:

@@ -8,7 +8,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.access import require_perm
 from console.models import AuditEntry
+from integrations.eventlog import selectors
 from integrations.models import Shop
+from integrations.outbound.views import ReasonForm as QueueReasonForm
 from integrations.shops import services
 from integrations.shops.forms import ReinstallForm, RetireSecretForm, ShopCreateForm, ShopEditForm, ShopSecretsForm
 
@@ -31,6 +33,11 @@ def shop_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "sent_since_uninstall": services.webhooks_since_uninstall(shop),
         "reinstall_form": ReinstallForm() if request.user.has_perm("integrations.change_shop") else None,
     }
+    if request.user.has_perm("integrations.view_outboundcall"):
+        context["call_counts"] = selectors.shop_call_counts(shop)
+    if request.user.has_perm("integrations.send_outbound"):
+        # Pause and resume go through the outbound queue, which holds and releases the calls.
+        context["queue_form"] = QueueReasonForm(initial={"next": request.path})
     return render(request, "integrations/shop_detail.html", context)
 
 

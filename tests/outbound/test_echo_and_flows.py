@@ -145,4 +145,3 @@ def test_an_uninstall_stops_the_shops_calls_with_the_reason(wired):
         assert "uninstalled" in call.reason and call.attempts.count() == 0
     late, _ = queue.enqueue(shop, "order.add_tags", {"id": "gid://shopify/Order/1", "tags": ["y"]}, origin="person")
     assert late.status == OutboundCall.Status.FAILED and "uninstalled" in late.reason
-

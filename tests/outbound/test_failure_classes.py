@@ -64,7 +64,12 @@ def test_http_429_is_retried_after_retry_after_then_applies(store):
     sim.fault("api_5xx_rate", count=1, params={"statuses": [429], "retry_after": 0.5})
     call = run(tag_order(shop, sim))
     first, second = attempts(call)
-    assert (first.http_status, first.throttled, first.classification, first.outcome) == (429, True, "retryable", "retry")
+    assert (first.http_status, first.throttled, first.classification, first.outcome) == (
+        429,
+        True,
+        "retryable",
+        "retry",
+    )
     assert first.retry_after == 0.5
     assert (second.started_at - first.started_at).total_seconds() >= 0.5, "Retry-After was not honoured"
     assert call.status == Status.SUCCEEDED and call.attempt_count == 2

@@ -1,0 +1,125 @@
+"""The call page (what a call is doing, what to do about it, what we sent, why, every try and what
+Shopify said, the webhooks it caused) and the three things a person may do from it or a shop's
+page: send a failed call again, pause a shop's outbound queue, resume it. Each takes a reason and
+goes through `outbound.queue`, which checks the state and writes the audit entry."""
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import require_perm
+from integrations.eventlog import selectors
+from integrations.models import OutboundCall, Shop
+from integrations.outbound import queue
+from integrations.outbound.operations import OPERATIONS
+
+VIEW_CALL = "integrations.view_outboundcall"
+VIEW_ATTEMPT = "integrations.view_outboundattempt"
+SEND = "integrations.send_outbound"
+
+
+class ReasonForm(forms.Form):
+    """Why a person acts on the queue: required, kept in the audit trail. `next` is the page to go back to."""
+
+    reason = forms.CharField(
+        max_length=500, strip=True, widget=forms.TextInput(attrs={"placeholder": "Why (kept in the audit trail)"})
+    )
+    next = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+
+@require_GET
+@require_perm(VIEW_CALL, VIEW_ATTEMPT)
+def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    call = selectors.call_for_detail(pk)
+    operation = OPERATIONS.get(call.operation)
+    can_send = request.user.has_perm(SEND)
+    here = request.get_full_path()
+    context = {
+        "call": call,
+        "operation": operation,
+        "tries": call.tries,
+        "last_try": call.tries[-1] if call.tries else None,
+        "echoes": call.shown_echoes,
+        "more_echoes": len(call.shown_echoes) >= selectors.ECHOES_SHOWN,
+        # What Shopify sees as @idempotent(key:): derived from the call, the same on every try.
+        "shopify_key": queue.shopify_idempotency_key(call) if operation and operation.idempotent else "",
+        "send_again_form": ReasonForm(initial={"next": here})
+        if can_send and call.status == OutboundCall.Status.FAILED
+        else None,
+        "resume_form": ReasonForm(initial={"next": here}) if can_send and call.shop.queue_paused else None,
+    }
+    return render(request, "integrations/outbound/detail.html", context)
+
+
+@require_POST
+@require_perm(VIEW_CALL, SEND)
+def send_again(request: HttpRequest, pk: int) -> HttpResponse:
+    call = get_object_or_404(OutboundCall.objects.select_related("shop"), pk=pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not sent again: say why the call is sent again (kept in the audit trail).")
+    else:
+        try:
+            sent = queue.send_again(call, by=request.user, reason=form.cleaned_data["reason"], request=request)
+        except queue.QueueError as exc:
+            messages.error(request, f"Not sent again: {exc}")
+        else:
+            if not sent:
+                call.refresh_from_db(fields=["status"])
+                messages.error(
+                    request, f"Not sent again: the call is {call.get_status_display().lower()} now, not failed."
+                )
+            elif call.shop.queue_paused:
+                messages.success(request, "Queued again, and held: the shop's outbound queue is paused.")
+            else:
+                messages.success(request, "Queued again with the same idempotency key: it applies at most once.")
+    return redirect("outbound:detail", pk=call.pk)
+
+
+@require_POST
+@require_perm(SEND)
+def pause_shop(request: HttpRequest, shop_id: int) -> HttpResponse:
+    return _queue_action(request, shop_id, pause=True)
+
+
+@require_POST
+@require_perm(SEND)
+def resume_shop(request: HttpRequest, shop_id: int) -> HttpResponse:
+    return _queue_action(request, shop_id, pause=False)
+
+
+def _queue_action(request: HttpRequest, shop_id: int, *, pause: bool) -> HttpResponse:
+    shop = get_object_or_404(Shop, pk=shop_id)
+    form = ReasonForm(request.POST)
+    verb = "pause" if pause else "resume"
+    if not form.is_valid():
+        messages.error(request, f"Not changed: say why you {verb} the outbound queue (kept in the audit trail).")
+        return redirect(_back(request, shop))
+    service = queue.pause_shop if pause else queue.resume_shop
+    try:
+        moved = service(shop, by=request.user, reason=form.cleaned_data["reason"], request=request)
+    except queue.QueueError as exc:
+        messages.error(request, f"Not changed: {exc}")
+    else:
+        if pause:
+            messages.success(request, f"Outbound queue of {shop.domain} paused: {moved} call{'s' * (moved != 1)} held.")
+        else:
+            messages.success(
+                request, f"Outbound queue of {shop.domain} resumed: {moved} call{'s' * (moved != 1)} released."
+            )
+    return redirect(_back(request, shop))
+
+
+def _back(request: HttpRequest, shop: Shop) -> str:
+    """The page the form was on (a path on this site), else the shop's page."""
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    if target.startswith("/") and safe:
+        return target
+    return reverse("integrations:shop_detail", args=[shop.pk])
