@@ -4,6 +4,7 @@ from django.urls import reverse
 NAVIGATION = [
     ("Dashboard", "dashboard", None),
     ("Events", "events:list", "integrations.view_event"),
+    ("Outbound", "outbound:index", "integrations.view_outboundcall"),
     ("Incidents", "incidents:list", "incidents.view_incident"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),

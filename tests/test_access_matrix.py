@@ -55,6 +55,7 @@ ACCESS = {
     "events:save_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:delete_view": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "events:failed_tasks": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # django-q2 failures, read-only
+    "outbound:index": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "outbound:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "outbound:send_again": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "outbound:pause": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only

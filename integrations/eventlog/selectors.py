@@ -16,6 +16,7 @@ The call page and the pages that mention calls (an event's echo, a shop's queue)
 """
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -473,3 +474,27 @@ def shop_call_counts(shop: Shop) -> list[tuple[str, str, int]]:
     the shop's range of int_call_shop_idx."""
     counts = dict(OutboundCall.objects.filter(shop=shop).values_list("status").annotate(n=Count("id")).order_by())
     return [(status, label, counts.get(status, 0)) for status, label in OutboundCall.Status.choices]
+
+
+def shop_queues(now=None) -> list[dict]:
+    """Every shop with its unfinished calls by status and its failures of the last 24 h: two
+    GROUP BYs over the status index (unfinished and recently failed calls are few)."""
+    now = now or timezone.now()
+    active = defaultdict(dict)
+    for shop_id, status, n in (
+        OutboundCall.objects.filter(status__in=OutboundCall.ACTIVE)
+        .values_list("shop_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        active[shop_id][status] = n
+    failed = dict(
+        OutboundCall.objects.filter(status=OutboundCall.Status.FAILED, created_at__gte=now - timedelta(hours=24))
+        .values_list("shop_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        {"shop": shop, "counts": active.get(shop.pk, {}), "failed_24h": failed.get(shop.pk, 0)}
+        for shop in Shop.objects.order_by("domain")
+    ]

@@ -5,7 +5,8 @@ goes through `outbound.queue`, which checks the state and writes the audit entry
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,8 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from console.access import require_perm
 from integrations.eventlog import selectors
 from integrations.models import OutboundCall, Shop
-from integrations.outbound import queue
-from integrations.outbound.operations import OPERATIONS
+from integrations.outbound import flows, queue
+from integrations.outbound.forms import EnqueueForm, ProductForm, StockForm
+from integrations.outbound.operations import OPERATIONS, InvalidInput
 
 VIEW_CALL = "integrations.view_outboundcall"
 VIEW_ATTEMPT = "integrations.view_outboundattempt"
@@ -123,3 +125,75 @@ def _back(request: HttpRequest, shop: Shop) -> str:
     if target.startswith("/") and safe:
         return target
     return reverse("integrations:shop_detail", args=[shop.pk])
+
+
+# --- the outbound page: the queue per shop, and what a person may send --------------------------
+
+FORMS = {"stock": StockForm, "product": ProductForm, "enqueue": EnqueueForm}
+
+
+@require_perm(VIEW_CALL)
+def outbound_index(request: HttpRequest) -> HttpResponse:
+    can_send = request.user.has_perm(SEND)
+    bound = request.POST.get("form") if request.method == "POST" else None
+    if request.method == "POST":
+        if not can_send:
+            raise PermissionDenied
+        if bound not in FORMS:
+            return HttpResponseBadRequest("Unknown form.")
+        form = FORMS[bound](request.POST, prefix=bound)
+        if form.is_valid():
+            try:
+                call, created = _send(bound, form.cleaned_data, request)
+            except (queue.QueueError, InvalidInput) as exc:
+                form.add_error(None, str(exc))
+            else:
+                if created:
+                    messages.success(request, f"Call {call.pk} queued ({call.get_status_display().lower()}).")
+                else:
+                    messages.info(
+                        request, f"Already asked for: call {call.pk} has the same intent, nothing new queued."
+                    )
+                return redirect("outbound:detail", pk=call.pk)
+    forms_shown = (
+        {name: (form if name == bound else cls(prefix=name)) for name, cls in FORMS.items()} if can_send else {}
+    )
+    context = {"queues": selectors.shop_queues(), "forms": forms_shown, "bound": bound}
+    return render(request, "integrations/outbound/index.html", context, status=400 if bound and can_send else 200)
+
+
+def _send(which: str, data: dict, request: HttpRequest):
+    by = request.user
+    ref = f"page:{by.get_username()}"
+    if which == "stock":
+        return flows.push_stock_level(
+            data["shop"],
+            inventory_item_id=data["inventory_item_id"],
+            location_id=data["location_id"],
+            quantity=data["quantity"],
+            compare_to=data["compare_to"],
+            lane=data["lane"],
+            by=by,
+            origin_ref=ref,
+        )
+    if which == "product":
+        return flows.push_product_content(
+            data["shop"],
+            product_id=data["product_id"],
+            title=data["title"] or None,
+            description_html=data["description_html"] or None,
+            lane=data["lane"],
+            by=by,
+            origin_ref=ref,
+        )
+    return queue.enqueue(
+        data["shop"],
+        data["operation"],
+        data["input"],
+        origin=OutboundCall.Origin.PERSON,
+        origin_ref=ref,
+        lane=data["lane"],
+        key=data["key"] or None,
+        why=data["why"] or "enqueued from the outbound page",
+        by=by,
+    )
