@@ -21,6 +21,7 @@ from integrations.outbound.operations import InvalidInput, get_operation
 
 Status = OutboundCall.Status
 Lane = OutboundCall.Lane
+MAX_INPUT_BYTES = 64 * 1024
 KEY_NAMESPACE = uuid.UUID("8f1b4f8e-52a1-4d8e-9a43-6c1f3b2d7e10")
 
 
@@ -72,6 +73,8 @@ def enqueue(
     is recorded as failed with the reason, so the intent is not lost and nothing is sent."""
     op = get_operation(operation)
     op.check(variables)
+    if len(json.dumps(variables)) > MAX_INPUT_BYTES:
+        raise QueueError(f"the input is over {MAX_INPUT_BYTES // 1024} KB: split the change into several calls")
     if lane not in Lane.values:
         raise QueueError(f"lane must be one of {', '.join(Lane.values)}")
     target_gid = op.target(variables)[:255]

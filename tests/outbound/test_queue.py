@@ -75,6 +75,11 @@ def test_input_that_is_not_the_mutations_variables_is_refused(operation, variabl
         queue.enqueue(ShopFactory(), operation, variables, origin="person")
 
 
+def test_an_oversized_input_is_refused():
+    with pytest.raises(queue.QueueError, match="over 64 KB"):
+        tag(ShopFactory(), ["x" * 100] * 1000)
+
+
 def test_pause_holds_queued_waiting_and_new_calls_in_place_and_resume_releases_them(admin_user):
     shop = ShopFactory()
     queued, _ = tag(shop, ["a"])
