@@ -16,8 +16,9 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import F
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db.models import Exists, F, Max, OuterRef
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -43,9 +44,9 @@ def retry_delay(attempt_number: int, verdict: Verdict, reply: Reply) -> float:
         wait = reply.retry_after
         if wait is None and reply.requested_cost and reply.restore_rate:
             wait = max(0.0, (reply.requested_cost - (reply.bucket_available or 0)) / reply.restore_rate)
-        return max(wait if wait is not None else 1.0, 0.05) * random.uniform(1.0, 1.2)  # noqa: S311
+        return max(wait if wait is not None else 1.0, 0.05) * random.uniform(1.0, 1.2)  # jitter, not security
     backoff = min(settings.OUTBOUND_BACKOFF_CAP, settings.OUTBOUND_BACKOFF_BASE * 2 ** (attempt_number - 1))
-    backoff *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    backoff *= random.uniform(0.5, 1.0)  # jitter, not security
     return max(backoff, reply.retry_after or 0.0)
 
 
@@ -123,8 +124,14 @@ class Sender:
 
     def _claim(self, call: OutboundCall) -> bool:
         source = call.status
+        # "Shop not paused" as EXISTS, not a join: Django turns an UPDATE filtered across a join
+        # into `id IN (SELECT ... status = source)`, and PostgreSQL does not re-check that subquery
+        # against a row another sender has just claimed, so two senders could both claim (and
+        # send) one call. With EXISTS the status test is on the updated row itself.
         moved = OutboundCall.STATES.move(
-            OutboundCall.objects.filter(pk=call.pk, shop__queue_paused=False),
+            OutboundCall.objects.filter(
+                Exists(Shop.objects.filter(pk=OuterRef("shop_id"), queue_paused=False)), pk=call.pk
+            ),
             source=source,
             target=Status.RUNNING,
             claimed_by=self.name,
@@ -153,7 +160,9 @@ class Sender:
         reply = AdminClient(call.shop).graphql(operation.document, variables)
         verdict = classify(reply, operation)
         throttle().report(call.shop_id, reply, call_id=call.pk)
-        number = call.attempt_count + 1
+        # Numbered after every try on record, not the count this sender read: a sender that lost
+        # its claim still records its try, and the next one must not collide with it.
+        number = max(call.attempt_count, _last_try_number(call.pk)) + 1
         delay = retry_delay(number, verdict, reply) if verdict.retryable else 0.0
         if verdict.throttled:
             throttle().block(call.shop_id, delay, throttled=True)
@@ -226,17 +235,37 @@ class Sender:
                 "next_attempt_at": None,
                 "finished_at": now,
             }
-        with transaction.atomic():
-            attempt.save()
-            moved = OutboundCall.STATES.move(
-                OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name),
-                source=Status.RUNNING,
-                target=target,
-                **common,
-                **changes,
-            )
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    attempt.save()
+                    moved = OutboundCall.STATES.move(
+                        OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name),
+                        source=Status.RUNNING,
+                        target=target,
+                        **common,
+                        **changes,
+                    )
+                    if not moved:
+                        # Keep the count in step with the tries on record for whoever holds it now.
+                        OutboundCall.objects.filter(pk=call.pk).update(
+                            attempt_count=Greatest(F("attempt_count"), attempt.number)
+                        )
+                break
+            except IntegrityError as exc:  # another sender recorded a try with this number meanwhile
+                failure = exc
+                attempt.pk, attempt.number = None, _last_try_number(call.pk) + 1
+                common["attempt_count"] = attempt.number
+        else:
+            raise failure
         if not moved:
-            logger.warning("sender %s lost its claim on call %s; its try is recorded, the call left alone", self.name, call.pk)
+            logger.warning(
+                "sender %s lost its claim on call %s; its try is recorded, the call left alone", self.name, call.pk
+            )
+
+
+def _last_try_number(call_id: int) -> int:
+    return OutboundAttempt.objects.filter(call_id=call_id).aggregate(n=Max("number"))["n"] or 0
 
 
 def _summary(call: OutboundCall, operation) -> str:
@@ -273,4 +302,4 @@ def stop_uninstalled() -> int:
     return stopped
 
 
-__all__ = ["Sender", "recover_lost_calls", "retry_delay", "F"]
+__all__ = ["F", "Sender", "recover_lost_calls", "retry_delay"]

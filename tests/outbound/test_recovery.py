@@ -79,3 +79,12 @@ def test_a_sender_that_lost_its_claim_records_its_try_but_leaves_the_call_alone(
     call.refresh_from_db()
     assert call.status == Status.RUNNING and call.claimed_by == "other:2:sender1"
     assert call.attempts.count() == 1, "the try happened and is on the record"
+    assert call.attempt_count == 1
+
+    # The sender now holding it finishes the call; its try is the second on record.
+    other = Sender(tag="other")
+    other.name = "other:2:sender1"
+    other.send(OutboundCall.objects.select_related("shop").get(pk=call.pk))
+    call.refresh_from_db()
+    assert call.status == Status.SUCCEEDED and call.attempt_count == 2
+    assert list(call.attempts.values_list("number", "worker")) == [(1, sender.name), (2, "other:2:sender1")]
