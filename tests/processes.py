@@ -36,6 +36,8 @@ def child_env(**extra: str) -> dict[str, str]:
         SECURE_SSL_REDIRECT="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         Q_POLL="0.1",
+        # A worker sends outbound calls only in tests that ask for it (and point shops at a simulator).
+        OUTBOUND_SENDER_THREADS="0",
     )
     env.update(extra)
     return env

@@ -76,7 +76,7 @@ def test_two_worker_processes_send_300_calls_each_applied_once_hardly_ever_throt
     statuses = Counter(OutboundCall.objects.values_list("status", flat=True))
     assert statuses == {Status.SUCCEEDED: 300}
     workers = set(OutboundAttempt.objects.values_list("worker", flat=True))
-    assert len({worker.split(":")[1] for worker in workers}) == 2, f"both processes should send: {workers}"
+    assert len({worker.split(":")[1] for worker in workers}) >= 2, f"both processes should send: {workers}"
 
     receiver.wait_for(300, timeout=20, topic="orders/updated")
     applied = applied_per_order(receiver)

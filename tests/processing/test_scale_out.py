@@ -15,6 +15,7 @@ from integrations.models import (
     Event,
     FulfillmentNotification,
     Job,
+    OutboundCall,
     PlatformCustomer,
     PlatformOrder,
     PlatformProduct,
@@ -90,14 +91,19 @@ def test_two_qcluster_processes_drain_2000_events_each_processed_once_in_effect(
 
     assert Counter(Event.objects.values_list("status", flat=True)) == {"processed": 2000}
     assert set(Event.objects.values_list("processed_count", flat=True)) == {1}
-    # Jobs: one sync per event, plus one fulfillment notification per orders/paid.
-    assert Job.objects.count() == 2000 + 500
+    # Jobs: one sync per event; per orders/paid also the fulfillment notification, the order tag
+    # and the buyer tag; per orders/updated the order tag check.
+    assert Job.objects.count() == 2000 + 3 * 500 + 500
     assert set(Job.objects.values_list("status", flat=True)) == {"succeeded"}
     assert Attempt.objects.count() == Job.objects.count()
     assert set(Attempt.objects.values_list("outcome", "number")) == {("succeeded", 1)}
     assert PlatformOrder.objects.count() == 500
     assert set(PlatformOrder.objects.values_list("financial_status", flat=True)) == {"paid"}
     assert FulfillmentNotification.objects.count() == 500
+    # One outbound call per intent, though two pumps ran the jobs: each order tagged once, each of
+    # the 50 buyers once.
+    assert OutboundCall.objects.filter(operation="order.add_tags").count() == 500
+    assert OutboundCall.objects.filter(operation="customer.add_tags").count() == 50
     assert PlatformProduct.objects.count() == 250 and PlatformCustomer.objects.count() == 250
     # Both processes ran attempts (host:pid:tag, so the pid tells the processes apart).
     processes = Counter(worker.rsplit(":", 1)[0] for worker in Attempt.objects.values_list("worker", flat=True))
@@ -151,7 +157,7 @@ def test_two_pumps_writing_the_same_order_at_once_leave_the_newest_state(monkeyp
         assert statuses == {"newer": "processed", "older": "processed"}
         stored = PlatformOrder.objects.get(shop=shop, shopify_id=order_id)
         assert stored.tags == "newer" and stored.shopify_updated_at.minute == 30
-        older_attempt = Attempt.objects.get(job__event_id=ids["older"])
+        older_attempt = Attempt.objects.get(job__event_id=ids["older"], job__name="sync_order")
         assert older_attempt.message.startswith("stale" if first == "newer" else "created")
     assert Delivery.objects.count() == 6
 
