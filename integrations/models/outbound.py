@@ -70,8 +70,17 @@ class OutboundCall(models.Model):
     reason = models.TextField(blank=True, help_text="What happened last, in plain words.")
     next_step = models.TextField(blank=True, help_text="What a person should do now.")
     attempt_count = models.PositiveIntegerField(default=0)
+    retry_base = models.PositiveIntegerField(
+        default=0, help_text="Tries before the last 'send again': the retry budget counts from here."
+    )
+    seen_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The newest webhook about the record we had seen when the call was asked for."
+    )
     expected_cost = models.PositiveIntegerField(default=10, help_text="Points the throttle reserves per try.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    first_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the first try started: no echo of the call can arrive before it."
+    )
     claimed_by = models.CharField(max_length=100, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True, help_text="What Shopify returned on success (the changed record).")
@@ -122,6 +131,8 @@ class OutboundCall(models.Model):
             ),
             models.Index(fields=["claimed_at"], name="int_call_running_idx", condition=models.Q(status="running")),
             models.Index(fields=["created_at"], name="int_call_created_idx"),
+            # "Failed in the last 24 h" on the dashboard, shop and outbound pages.
+            models.Index(fields=["created_at"], name="int_call_failed_idx", condition=models.Q(status="failed")),
         ]
 
     def __str__(self) -> str:
@@ -143,7 +154,7 @@ OutboundCall.STATES = StateMachine(
         # the call back in the queue (recovery), where the same idempotency key keeps it single.
         CallStatus.RUNNING: {CallStatus.SUCCEEDED, CallStatus.WAITING, CallStatus.FAILED, CallStatus.QUEUED},
         # A person may send a failed call again once the cause is fixed (same key, so never twice).
-        CallStatus.FAILED: {CallStatus.QUEUED},
+        CallStatus.FAILED: {CallStatus.QUEUED, CallStatus.PAUSED},
         CallStatus.SUCCEEDED: set(),
     },
 )
@@ -208,6 +219,9 @@ class ShopThrottle(models.Model):
     as_of = models.FloatField(default=0.0, help_text="Unix time `available` was computed for.")
     blocked_until = models.FloatField(default=0.0, help_text="Unix time; no call is sent before it.")
     reported_at = models.DateTimeField(null=True, blank=True, help_text="When Shopify last told us its state.")
+    reported_request_at = models.FloatField(
+        default=0.0, help_text="Unix time the request behind the last report started: older reports only lower."
+    )
     throttled_total = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:

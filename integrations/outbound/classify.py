@@ -71,7 +71,17 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
         "The app lacks a scope this call needs. Ask the merchant to approve the scope (API health shows granted "
         "versus required), then send again.",
     ),
-    "not_found": (False, "The record is gone from Shopify (deleted?). Check it in the store admin; nothing to resend."),
+    "not_found": (
+        False,
+        "The record is gone from Shopify (deleted?): check it in the store admin; nothing to resend. If Shopify "
+        "answered 404 for the API itself, the shop's API URL or domain is wrong: fix it on the shop's page.",
+    ),
+    "redirect": (
+        False,
+        "The shop's API URL redirects somewhere else; the console never follows a redirect with the access token. "
+        "Fix the API URL on the shop's page, then send again.",
+    ),
+    "bad_url": (False, "The shop's API URL is malformed. Fix it on the shop's page, then send again."),
     "invalid": (
         False,
         "Shopify refused the payload. Fix the fields listed in the errors, then enqueue a corrected call.",
@@ -113,9 +123,13 @@ def verdict(kind: str, reason: str, **extra) -> Verdict:
 def classify(reply: Reply, operation: Operation) -> Verdict:
     if reply.transport_error == "timeout":
         return verdict("timeout", f"no answer in time ({reply.error_message})")
+    if reply.transport_error == "bad_url":
+        return verdict("bad_url", f"the shop's API URL is not usable ({reply.error_message})")
     if reply.transport_error:
         return verdict("connection", f"could not reach Shopify ({reply.error_message})")
     status = reply.http_status or 0
+    if 300 <= status < 400:
+        return verdict("redirect", f"HTTP {status}: the API URL redirects to {reply.location or '(no Location)'}")
     codes = set(reply.error_codes)
     if status == 429 or "THROTTLED" in codes:
         wait = f"; Retry-After {reply.retry_after:g} s" if reply.retry_after is not None else ""
@@ -133,7 +147,11 @@ def classify(reply: Reply, operation: Operation) -> Verdict:
     if status == 403 or "ACCESS_DENIED" in codes:
         return verdict("missing_scope", f"access denied: {_graphql_errors(reply) or _rest_errors(reply)}")
     if status == 404:
-        return verdict("not_found", f"HTTP 404: {_rest_errors(reply)}")
+        return verdict(
+            "not_found",
+            f"HTTP 404: {_rest_errors(reply)} (for the GraphQL endpoint itself this means Shopify does not know the "
+            "shop at this API URL)",
+        )
     if status != 200 or reply.errors:
         return verdict("invalid", f"HTTP {status}: {_graphql_errors(reply) or _rest_errors(reply)}")
     payload = reply.data.get(operation.mutation)

@@ -10,6 +10,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import requests
 from django.conf import settings
@@ -47,6 +49,7 @@ class Reply:
     retry_after: float | None = None
     deprecation: str = ""
     call_limit: str = ""
+    location: str = ""  # a redirect's target (never followed)
     excerpt: str = ""
     error_codes: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)  # top-level GraphQL errors
@@ -93,9 +96,18 @@ class AdminClient:
         started = time.monotonic()
         reply = Reply()
         try:
-            response = _session().request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            # Never follow a redirect: requests would carry X-Shopify-Access-Token to the other host.
+            response = _session().request(
+                method, url, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except requests.Timeout as exc:
             reply.transport_error, reply.error_message = "timeout", _short(exc)
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            reply.transport_error, reply.error_message = "bad_url", _short(exc)
         except requests.RequestException as exc:
             reply.transport_error, reply.error_message = "connection", _short(exc)
         else:
@@ -114,18 +126,31 @@ def _read_response(reply: Reply, response: requests.Response) -> None:
     reply.request_id = headers.get("X-Request-Id", "")[:100]
     reply.call_limit = headers.get("X-Shopify-Shop-Api-Call-Limit", "")[:20]
     reply.deprecation = headers.get("X-Shopify-API-Deprecated-Reason", "")[:2000]
-    retry_after = headers.get("Retry-After")
-    if retry_after:
-        try:
-            reply.retry_after = max(0.0, float(retry_after))
-        except ValueError:
-            reply.retry_after = None
+    reply.retry_after = _retry_after(headers.get("Retry-After"))
+    reply.location = headers.get("Location", "")[:500]
     text = response.text
     reply.excerpt = text[:EXCERPT_CHARS]
     try:
         reply.body = response.json()
     except ValueError:
         reply.body = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number (Shopify sends "2.0") or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _read_graphql(reply: Reply) -> None:

@@ -5,8 +5,8 @@ that push to Shopify skip echoes, so a sync loop cannot start.
 A webhook is an echo when it is about a record one of our calls changed and carries exactly the
 `updated_at` Shopify gave the record when our call applied: it reports our write, nothing newer.
 Shopify's times have whole seconds, so another change in the same second carries the same time:
-a call has at most one echo (the first such webhook), so the other change is still seen as
-someone else's.
+a call has at most one echo (the first such webhook received after its first try started), so
+the other change is still seen as someone else's.
 """
 
 from django.db.models import Exists, OuterRef
@@ -27,9 +27,31 @@ def find_echo_source(event: Event) -> int | None:
             target_gid=event.resource_gid,
             status=OutboundCall.Status.SUCCEEDED,
             result_updated_at=event.resource_updated_at,
+            first_sent_at__lte=event.received_at,
         )
         .exclude(Exists(Event.objects.filter(echo_of=OuterRef("pk")).exclude(pk=event.pk)))
         .order_by("-id")
         .values_list("id", flat=True)
         .first()
     )
+
+
+def link_early_echoes(call: OutboundCall, updated_at, *, sent_at) -> int:
+    """A webhook can be processed before our call's success is written (the pump was quicker than
+    the sender): link it now. It was processed as someone else's change, so the push jobs judged
+    it on its content (our write already in it): they found nothing to push."""
+    first = (
+        Event.objects.filter(
+            shop_id=call.shop_id,
+            resource_gid=call.target_gid,
+            resource_updated_at=updated_at,
+            received_at__gte=sent_at,
+            echo_of__isnull=True,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if first is None or Event.objects.filter(echo_of=call).exists():
+        return 0
+    return Event.objects.filter(pk=first, echo_of__isnull=True).update(echo_of=call)

@@ -27,19 +27,14 @@ def push_stock_level(
 ) -> tuple[OutboundCall, bool]:
     """Set the available quantity at a location to the warehouse's count.
 
-    The compare guard is `compare_to`, else the level the platform last synced from Shopify; with
-    neither, the call is refused (we would be overwriting a value we never saw)."""
+    The compare guard is `compare_to`, else what Shopify will hold when this call runs: the
+    quantity of an earlier call for the level that is still to run (calls for one record run in
+    order) or that applied after the platform last synced the level, else the synced level. With
+    none of these the call is refused: we would be overwriting a value we never saw."""
     if compare_to is None:
-        level = PlatformInventoryLevel.objects.filter(
-            shop=shop, inventory_item_id=inventory_item_id, location_id=location_id
-        ).first()
-        if level is None or level.available is None:
-            raise QueueError(
-                f"the platform has never seen item {inventory_item_id} at location {location_id}: no value to "
-                "compare against, so the write could overwrite a change made in Shopify. Sync it first or pass "
-                "the quantity you expect Shopify to hold."
-            )
-        compare_to = level.available
+        compare_to, pending = _expected_level(shop, inventory_item_id, location_id)
+        if pending is not None and compare_to == int(quantity):
+            return pending, False  # the same count pushed twice: the call for it is there already
     variables = {
         "input": {
             "name": "available",
@@ -62,11 +57,37 @@ def push_stock_level(
         origin=origin,
         origin_ref=origin_ref,
         lane=lane,
-        key=f"stock:{inventory_item_id}:{location_id}:{compare_to}->{quantity}",
         why=f"warehouse count: {quantity} available (Shopify last showed {compare_to})",
         label=f"item {inventory_item_id} @ location {location_id}",
         by=by,
     )
+
+
+def _expected_level(shop: Shop, inventory_item_id: int, location_id: int) -> tuple[int, OutboundCall | None]:
+    """What Shopify will hold once earlier calls ran, and the call that says so (if one does)."""
+    level = PlatformInventoryLevel.objects.filter(
+        shop=shop, inventory_item_id=inventory_item_id, location_id=location_id
+    ).first()
+    target = f"gid://shopify/InventoryLevel/{location_id}?inventory_item_id={inventory_item_id}"
+    latest = (
+        OutboundCall.objects.filter(shop=shop, target_gid=target, operation="inventory.set")
+        .filter(status__in=[*OutboundCall.ACTIVE, OutboundCall.Status.SUCCEEDED])
+        .order_by("-id")
+        .first()
+    )
+    if latest is not None and (
+        latest.status != OutboundCall.Status.SUCCEEDED
+        or level is None
+        or (latest.result_updated_at and latest.result_updated_at > level.shopify_updated_at)
+    ):
+        return int(latest.input["input"]["quantities"][0]["quantity"]), latest
+    if level is None or level.available is None:
+        raise QueueError(
+            f"the platform has never seen item {inventory_item_id} at location {location_id}: no value to "
+            "compare against, so the write could overwrite a change made in Shopify. Sync it first or pass "
+            "the quantity you expect Shopify to hold."
+        )
+    return level.available, None
 
 
 def push_product_content(

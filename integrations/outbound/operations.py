@@ -26,6 +26,7 @@ class Operation:
     target: Callable[[dict], str]
     idempotent: bool = False  # carries @idempotent(key:)
     expected_cost: int = 10
+    rules: Callable[[dict], None] | None = None  # raises InvalidInput
 
     def check(self, variables: dict) -> None:
         if not isinstance(variables, dict):
@@ -36,6 +37,8 @@ class Operation:
         unknown = sorted(set(variables) - {key.split(".")[0] for key in self.required})
         if unknown:
             raise InvalidInput(f"{self.name} does not take {', '.join(unknown)}")
+        if self.rules is not None:
+            self.rules(variables)
 
 
 def _dig(variables: dict, dotted: str):
@@ -47,6 +50,22 @@ def _dig(variables: dict, dotted: str):
             return None
         value = value.get(part)
     return value
+
+
+def _inventory_rules(variables: dict) -> None:
+    """One level per call (so it is one record: ordered, echo-linked) and always compare-guarded:
+    the console never overwrites a stock level blindly."""
+    data = variables["input"]
+    quantities = data.get("quantities")
+    if not isinstance(quantities, list) or len(quantities) != 1:
+        raise InvalidInput("inventory.set sets one level per call: give exactly one entry in input.quantities")
+    if data.get("ignoreCompareQuantity"):
+        raise InvalidInput("inventory.set never ignores the compare guard (ignoreCompareQuantity)")
+    if not isinstance(quantities[0], dict) or not isinstance(quantities[0].get("changeFromQuantity"), int):
+        raise InvalidInput(
+            "inventory.set needs changeFromQuantity (the quantity Shopify should hold now): without it the write "
+            "could overwrite a change made in Shopify"
+        )
 
 
 def _inventory_target(variables: dict) -> str:
@@ -81,6 +100,7 @@ register(
         required=("input.name", "input.reason", "input.quantities.inventoryItemId", "input.quantities.locationId"),
         target=_inventory_target,
         idempotent=True,
+        rules=_inventory_rules,
     )
 )
 register(

@@ -11,11 +11,11 @@ import json
 import uuid
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from console.audit import record_action
-from integrations.models import OutboundCall, Shop
+from integrations.models import Event, OutboundCall, Shop
 from integrations.outbound.classify import NEXT_STEPS, NON_RETRYABLE
 from integrations.outbound.operations import InvalidInput, get_operation
 
@@ -29,23 +29,42 @@ class QueueError(ValueError):
     """A request the queue refuses, with a message for the person who made it."""
 
 
-def default_key(shop: Shop, operation: str, variables: dict, target_gid: str) -> str:
-    """The key of "make this change on top of the record's latest call": the same request made
-    twice in a row (a double click, a script run again) finds the first call, while the same
-    change asked for again after another call to the record changed it is a new intent."""
+def latest_seen_event(shop: Shop, target_gid: str) -> int | None:
+    """The newest webhook about the record that is not an echo of our own call: what we knew of
+    the record's state in Shopify (int_event_gid_idx: one index probe)."""
+    if not target_gid:
+        return None
+    return (
+        Event.objects.filter(shop=shop, resource_gid=target_gid, echo_of__isnull=True)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def default_key(shop: Shop, operation: str, variables: dict, target_gid: str, seen_event_id: int | None) -> str:
+    """The key of "make this change, on top of the record's latest call, knowing what we knew":
+    the same request made twice in a row (a double click, a script run again) finds the first
+    call; the same change asked for again after another call to the record, or after Shopify told
+    us the record changed (a webhook that is not our echo), is a new intent and a new call."""
     latest = (
         OutboundCall.objects.filter(shop=shop, target_gid=target_gid)
         .order_by("-id")
-        .values("idempotency_key", "operation", "input")
+        .values("idempotency_key", "operation", "input", "seen_event_id")
         .first()
         if target_gid
         else None
     )
-    if latest and latest["operation"] == operation and latest["input"] == variables:
+    if (
+        latest
+        and latest["operation"] == operation
+        and latest["input"] == variables
+        and latest["seen_event_id"] == seen_event_id
+    ):
         return latest["idempotency_key"]
     digest = hashlib.sha256(json.dumps([operation, variables], sort_keys=True).encode()).hexdigest()[:32]
-    after = hashlib.sha256((latest or {}).get("idempotency_key", "").encode()).hexdigest()[:12] if latest else "first"
-    return f"{operation}:{digest}:after-{after}"
+    after = hashlib.sha256(latest["idempotency_key"].encode()).hexdigest()[:12] if latest else "first"
+    return f"{operation}:{digest}:after-{after}:seen-{seen_event_id or 0}"
 
 
 def shopify_idempotency_key(call: OutboundCall) -> str:
@@ -78,7 +97,8 @@ def enqueue(
     if lane not in Lane.values:
         raise QueueError(f"lane must be one of {', '.join(Lane.values)}")
     target_gid = op.target(variables)[:255]
-    key = (key or default_key(shop, operation, variables, target_gid)).strip()
+    seen_event_id = latest_seen_event(shop, target_gid)
+    key = (key or default_key(shop, operation, variables, target_gid, seen_event_id)).strip()
     if not key or len(key) > 200:
         raise QueueError("the idempotency key must be 1 to 200 characters")
     now = timezone.now()
@@ -96,6 +116,7 @@ def enqueue(
         requested_by=by if by is not None and by.is_authenticated else None,
         why=why[:300],
         idempotency_key=key,
+        seen_event_id=seen_event_id,
         expected_cost=op.expected_cost,
         created_at=now,
     )
@@ -124,8 +145,8 @@ def enqueue(
     return call, True
 
 
-def due_calls(now=None, limit: int = 20):
-    """Calls a sender may take now, best first."""
+def due_calls(now=None, limit: int = 20, exclude_shops: set[int] | frozenset = frozenset()):
+    """Calls a sender may take now, best first (leaving out `exclude_shops`)."""
     now = now or timezone.now()
     earlier_unfinished = OutboundCall.objects.filter(
         shop=OuterRef("shop"), target_gid=OuterRef("target_gid"), id__lt=OuterRef("id"), status__in=OutboundCall.ACTIVE
@@ -135,6 +156,7 @@ def due_calls(now=None, limit: int = 20):
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(shop__queue_paused=False)
         .filter(Q(target_gid="") | ~Exists(earlier_unfinished))
+        .exclude(shop_id__in=list(exclude_shops))
         .order_by("priority", "id")
         .select_related("shop")[:limit]
     )
@@ -224,39 +246,90 @@ def stop_calls_of_uninstalled_shop(shop: Shop) -> int:
     )
 
 
+# Failures whose next step says not to send the same call again.
+NOT_RESENDABLE = {
+    "stale": "the record changed in Shopify since we read it: reconcile it instead of sending the old write",
+    "key_mismatch": "its idempotency key was used with other input: a bug to report, not a call to resend",
+    "uninstalled": "the app is uninstalled from this shop",
+}
+
+
 def send_again(call: OutboundCall, *, by, reason: str, request=None) -> bool:
-    """A person sends a failed call again (same idempotency key, so it cannot apply twice)."""
+    """A person sends a failed call again once its cause is fixed: the same idempotency key (so it
+    cannot apply twice) and a fresh retry budget. Refused when resending could do harm: a stale
+    compare guard, a misused key, or a later call for the same record that already applied (the
+    old write would overwrite it). False when the call is not failed (any more)."""
     if not reason.strip():
         raise QueueError("Say why the call is sent again (kept in the audit trail).")
-    if call.shop.state == Shop.State.UNINSTALLED:
+    if call.failure_kind in NOT_RESENDABLE:
+        raise QueueError(f"Not sent again: {NOT_RESENDABLE[call.failure_kind]}.")
+    shop = Shop.objects.get(pk=call.shop_id)
+    if shop.state == Shop.State.UNINSTALLED:
         raise QueueError("The app is uninstalled from this shop: nothing can be sent until it is reinstalled.")
-    target = Status.PAUSED if call.shop.queue_paused else Status.QUEUED
+    later = (
+        OutboundCall.objects.filter(
+            shop_id=call.shop_id, target_gid=call.target_gid, id__gt=call.pk, status=Status.SUCCEEDED
+        )
+        .values_list("pk", flat=True)
+        .first()
+        if call.target_gid
+        else None
+    )
+    if later is not None:
+        raise QueueError(
+            f"Not sent again: call {later} changed the same record since, and this older write would undo it. "
+            "Queue a new call with what the record should hold now."
+        )
     with transaction.atomic():
         moved = OutboundCall.STATES.move(
             OutboundCall.objects.filter(pk=call.pk),
             source=Status.FAILED,
-            target=Status.QUEUED,
+            target=Status.PAUSED if shop.queue_paused else Status.QUEUED,
             next_attempt_at=None,
             finished_at=None,
             classification=None,
             failure_kind="",
             next_step="",
+            retry_base=F("attempt_count"),
             reason=f"sent again by {by.get_username() if by else 'system'}: {reason}"[:2000],
         )
-        if moved and target == Status.PAUSED:
-            OutboundCall.STATES.move(
-                OutboundCall.objects.filter(pk=call.pk), source=Status.QUEUED, target=Status.PAUSED
-            )
         if moved:
             record_action(
                 actor=by,
                 verb="outbound.send_again",
                 target=call,
-                before={"status": call.status},
+                before={"status": call.status, "reason": call.reason},
                 reason=reason,
                 request=request,
             )
     return bool(moved)
+
+
+def release_held_calls() -> int:
+    """Calls held for a shop that is no longer paused go back to the queue (and the other way
+    round): a job that read "paused" just before a resume committed must not leave its call held
+    for good. Senders run this every few seconds; unfinished calls are few (status index)."""
+    unpaused = Exists(Shop.objects.filter(pk=OuterRef("shop_id"), queue_paused=False))
+    paused = Exists(Shop.objects.filter(pk=OuterRef("shop_id"), queue_paused=True))
+    released = OutboundCall.STATES.move(
+        OutboundCall.objects.filter(unpaused, Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())),
+        source=Status.PAUSED,
+        target=Status.QUEUED,
+        reason="released: the shop's queue is not paused",
+    )
+    released += OutboundCall.STATES.move(
+        OutboundCall.objects.filter(unpaused, next_attempt_at__gt=timezone.now()),
+        source=Status.PAUSED,
+        target=Status.WAITING,
+        reason="released: waits for its next try",
+    )
+    held = OutboundCall.STATES.move(
+        OutboundCall.objects.filter(paused),
+        source=[Status.QUEUED, Status.WAITING],
+        target=Status.PAUSED,
+        reason="held: the shop's queue is paused",
+    )
+    return released + held
 
 
 def call_json(call: OutboundCall, attempts=None) -> dict:
@@ -310,6 +383,7 @@ __all__ = [
     "due_calls",
     "enqueue",
     "pause_shop",
+    "release_held_calls",
     "resume_shop",
     "send_again",
     "shopify_idempotency_key",

@@ -25,8 +25,14 @@ from django.utils.dateparse import parse_datetime
 from integrations.models import OutboundAttempt, OutboundCall, Shop
 from integrations.outbound.classify import NEXT_STEPS, RETRYABLE, Verdict, classify
 from integrations.outbound.client import AdminClient, Reply
+from integrations.outbound.echo import link_early_echoes
 from integrations.outbound.operations import get_operation
-from integrations.outbound.queue import due_calls, shopify_idempotency_key, stop_calls_of_uninstalled_shop
+from integrations.outbound.queue import (
+    due_calls,
+    release_held_calls,
+    shopify_idempotency_key,
+    stop_calls_of_uninstalled_shop,
+)
 from integrations.outbound.throttle import throttle
 from integrations.processing.runner import worker_name
 
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 Status = OutboundCall.Status
 IDLE_SLEEP = 0.2
 RECOVER_EVERY = 5.0
+MAX_LOOKS = 5  # due-call lookups per pass, each leaving out the shops found waiting
 
 
 def retry_delay(attempt_number: int, verdict: Verdict, reply: Reply) -> float:
@@ -62,28 +69,38 @@ class Sender:
         if now - self._recovered >= RECOVER_EVERY:
             self._recovered = now
             recover_lost_calls()
+            release_held_calls()
             stop_uninstalled()
         wait = IDLE_SLEEP
         waiting_shops: set[int] = set()
-        for call in due_calls():
-            if call.shop_id in waiting_shops:
-                continue
-            bulk = call.lane != OutboundCall.Lane.LIVE
-            bucket_wait = throttle().bucket(call.shop_id).wait_for(call.expected_cost, bulk=bulk)
-            if bucket_wait > 0:
-                waiting_shops.add(call.shop_id)
-                wait = min(wait, bucket_wait)
-                continue
-            if not self._claim(call):
-                continue
-            reserved_wait = throttle().reserve(call.shop_id, call.expected_cost, bulk=bulk)
-            if reserved_wait > 0:
-                self._unclaim(call)
-                waiting_shops.add(call.shop_id)
-                wait = min(wait, reserved_wait)
-                continue
-            self.send(call)
-            return 0.0
+        # A shop that must wait (no room in its bucket, a Retry-After) is left out of the next look,
+        # so one shop's backlog never hides another shop's due calls.
+        for _ in range(MAX_LOOKS):
+            calls = list(due_calls(exclude_shops=waiting_shops))
+            if not calls:
+                break
+            for call in calls:
+                if call.shop_id in waiting_shops:
+                    continue
+                bulk = call.lane != OutboundCall.Lane.LIVE
+                bucket_wait = throttle().bucket(call.shop_id).wait_for(call.expected_cost, bulk=bulk)
+                if bucket_wait > 0:
+                    waiting_shops.add(call.shop_id)
+                    wait = min(wait, bucket_wait)
+                    continue
+                if not self._claim(call):
+                    continue
+                reserved_wait = throttle().reserve(call.shop_id, call.expected_cost, bulk=bulk)
+                if reserved_wait > 0:
+                    self._unclaim(call)
+                    waiting_shops.add(call.shop_id)
+                    wait = min(wait, reserved_wait)
+                    continue
+                self.send(call)
+                return 0.0
+            if not {call.shop_id for call in calls} - waiting_shops:
+                continue  # every call seen belongs to a waiting shop: look past them
+            break
         return wait
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -159,11 +176,11 @@ class Sender:
         started = timezone.now()
         reply = AdminClient(call.shop).graphql(operation.document, variables)
         verdict = classify(reply, operation)
-        throttle().report(call.shop_id, reply, call_id=call.pk)
+        throttle().report(call.shop_id, reply, call_id=call.pk, started=started.timestamp())
         # Numbered after every try on record, not the count this sender read: a sender that lost
         # its claim still records its try, and the next one must not collide with it.
         number = max(call.attempt_count, _last_try_number(call.pk)) + 1
-        delay = retry_delay(number, verdict, reply) if verdict.retryable else 0.0
+        delay = retry_delay(number - call.retry_base, verdict, reply) if verdict.retryable else 0.0
         if verdict.throttled:
             throttle().block(call.shop_id, delay, throttled=True)
         elif reply.retry_after:
@@ -199,7 +216,13 @@ class Sender:
             message=verdict.reason[:2000],
             response_excerpt=reply.excerpt,
         )
-        common = {"claimed_by": "", "claimed_at": None, "attempt_count": number, "failure_kind": verdict.kind}
+        common = {
+            "claimed_by": "",
+            "claimed_at": None,
+            "attempt_count": number,
+            "failure_kind": verdict.kind,
+            "first_sent_at": call.first_sent_at or started,
+        }
         if verdict.succeeded:
             attempt.outcome, target = OutboundAttempt.Outcome.SUCCEEDED, Status.SUCCEEDED
             result = verdict.result if isinstance(verdict.result, dict) else None
@@ -212,7 +235,7 @@ class Sender:
                 "next_attempt_at": None,
                 "finished_at": now,
             }
-        elif verdict.retryable and number < settings.OUTBOUND_MAX_ATTEMPTS:
+        elif verdict.retryable and number - call.retry_base < settings.OUTBOUND_MAX_ATTEMPTS:
             attempt.outcome, target = OutboundAttempt.Outcome.RETRY, Status.WAITING
             due = now + timedelta(seconds=delay)
             changes = {
@@ -224,7 +247,7 @@ class Sender:
         else:
             attempt.outcome, target = OutboundAttempt.Outcome.FAILED, Status.FAILED
             if verdict.retryable:
-                reason = f"gave up after {number} tries; last: {verdict.reason}"
+                reason = f"gave up after {number - call.retry_base} tries; last: {verdict.reason}"
                 next_step = NEXT_STEPS["gave_up"][1]
             else:
                 reason, next_step = verdict.reason, verdict.next_step
@@ -258,6 +281,8 @@ class Sender:
                 common["attempt_count"] = attempt.number
         else:
             raise failure
+        if moved and target == Status.SUCCEEDED and changes["result_updated_at"] and call.target_gid:
+            link_early_echoes(call, changes["result_updated_at"], sent_at=common["first_sent_at"])
         if not moved:
             logger.warning(
                 "sender %s lost its claim on call %s; its try is recorded, the call left alone", self.name, call.pk
@@ -293,13 +318,17 @@ def recover_lost_calls() -> int:
 
 
 def stop_uninstalled() -> int:
-    stopped = 0
-    for shop in Shop.objects.filter(
-        state=Shop.State.UNINSTALLED,
-        outbound_calls__status__in=[Status.QUEUED, Status.WAITING, Status.PAUSED],
-    ).distinct():
-        stopped += stop_calls_of_uninstalled_shop(shop)
-    return stopped
+    """Unsent calls of uninstalled shops fail with the reason (the uninstall itself does this at
+    once; this catches a call enqueued in the moment before). Unsent calls are few: the status
+    index finds them."""
+    shop_ids = (
+        OutboundCall.objects.filter(
+            status__in=[Status.QUEUED, Status.WAITING, Status.PAUSED], shop__state=Shop.State.UNINSTALLED
+        )
+        .values_list("shop_id", flat=True)
+        .distinct()[:100]
+    )
+    return sum(stop_calls_of_uninstalled_shop(shop) for shop in Shop.objects.filter(pk__in=list(shop_ids)))
 
 
-__all__ = ["F", "Sender", "recover_lost_calls", "retry_delay"]
+__all__ = ["Sender", "recover_lost_calls", "retry_delay", "stop_uninstalled"]

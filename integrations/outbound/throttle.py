@@ -83,26 +83,26 @@ class DatabaseThrottle:
             available=Least(F("maximum"), self._restored(now) + cost), as_of=now
         )
 
-    def report(self, shop_id: int, reply: Reply, *, call_id: int) -> None:
-        """Take the level Shopify reported (minus the shop's other calls in flight)."""
+    def report(self, shop_id: int, reply: Reply, *, call_id: int, started: float) -> None:
+        """Take the level Shopify reported (minus the shop's other calls in flight) if the request
+        behind it started after the one behind the last report taken; an older request's report
+        (it was slow to come back) can only lower the level."""
         if reply.bucket_available is None:
             return
         now = time.time()
-        others = (
-            OutboundCall.objects.filter(shop_id=shop_id, status=OutboundCall.Status.RUNNING)
-            .exclude(pk=call_id)
-            .aggregate(points=Coalesce(Sum("expected_cost"), 0))["points"]
-        )
-        changes = {
-            "available": Greatest(Value(reply.bucket_available - others, output_field=FloatField()), Value(0.0)),
-            "as_of": now,
-            "reported_at": timezone.now(),
-        }
+        level = max(0.0, reply.bucket_available - _points_in_flight(shop_id, call_id))
+        changes = {"as_of": now, "reported_at": timezone.now()}
         if reply.bucket_maximum:
             changes["maximum"] = reply.bucket_maximum
         if reply.restore_rate:
             changes["restore_rate"] = reply.restore_rate
-        ShopThrottle.objects.filter(pk=shop_id).update(**changes)
+        taken = ShopThrottle.objects.filter(pk=shop_id, reported_request_at__lte=started).update(
+            available=level, reported_request_at=started, **changes
+        )
+        if not taken:
+            ShopThrottle.objects.filter(pk=shop_id).update(
+                available=Least(self._restored(now), Value(level, output_field=FloatField())), as_of=now
+            )
 
     def block(self, shop_id: int, seconds: float, *, throttled: bool) -> None:
         """Hold every call of the shop for `seconds` (never shortening a longer block)."""
@@ -111,6 +111,15 @@ class DatabaseThrottle:
         if throttled:
             changes["throttled_total"] = F("throttled_total") + 1
         ShopThrottle.objects.filter(pk=shop_id).update(**changes)
+
+
+def _points_in_flight(shop_id: int, call_id: int) -> int:
+    """Expected cost of the shop's other calls being sent now: Shopify's report cannot count them."""
+    return (
+        OutboundCall.objects.filter(shop_id=shop_id, status=OutboundCall.Status.RUNNING)
+        .exclude(pk=call_id)
+        .aggregate(points=Coalesce(Sum("expected_cost"), 0))["points"]
+    )
 
 
 # KEYS[1]: the shop's hash. ARGV: now, cost, floor fraction, default maximum, default restore rate.
@@ -135,6 +144,35 @@ return tostring(math.max(wait, 0.01))
 """
 
 
+# KEYS[1]: the shop's hash. ARGV: now, level, maximum or "", restore rate or "", request start.
+_REPORT_LUA = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'reported_request_at') or '0')
+local now = tonumber(ARGV[1])
+local level = tonumber(ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'maximum', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'restore_rate', ARGV[4]) end
+if tonumber(ARGV[5]) >= last then
+  redis.call('HSET', KEYS[1], 'available', level, 'as_of', now, 'reported_request_at', ARGV[5])
+  return 1
+end
+local maximum = tonumber(redis.call('HGET', KEYS[1], 'maximum') or ARGV[3])
+local rate = tonumber(redis.call('HGET', KEYS[1], 'restore_rate') or '0')
+local available = tonumber(redis.call('HGET', KEYS[1], 'available') or maximum)
+local as_of = tonumber(redis.call('HGET', KEYS[1], 'as_of') or ARGV[1])
+local restored = math.min(maximum, available + rate * math.max(0, now - as_of))
+redis.call('HSET', KEYS[1], 'available', math.min(restored, level), 'as_of', now)
+return 0
+"""
+
+# KEYS[1]: the shop's hash. ARGV: until, 1 when throttled. Never shortens a longer block.
+_BLOCK_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0')
+if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'blocked_until', ARGV[1]) end
+if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[1], 'throttled_total', 1) end
+return 1
+"""
+
+
 class RedisThrottle:
     """The same model in a Redis hash per shop, for deployments that configure Redis."""
 
@@ -143,6 +181,8 @@ class RedisThrottle:
 
         self.redis = redis.Redis.from_url(url)
         self._reserve = self.redis.register_script(_RESERVE_LUA)
+        self._report = self.redis.register_script(_REPORT_LUA)
+        self._block = self.redis.register_script(_BLOCK_LUA)
 
     def key(self, shop_id: int) -> str:
         return f"console:throttle:{shop_id}"
@@ -173,28 +213,17 @@ class RedisThrottle:
             self.key(shop_id), mapping={"available": min(bucket.maximum, bucket.available + cost), "as_of": time.time()}
         )
 
-    def report(self, shop_id: int, reply: Reply, *, call_id: int) -> None:
+    def report(self, shop_id: int, reply: Reply, *, call_id: int, started: float) -> None:
         if reply.bucket_available is None:
             return
-        others = (
-            OutboundCall.objects.filter(shop_id=shop_id, status=OutboundCall.Status.RUNNING)
-            .exclude(pk=call_id)
-            .aggregate(points=Coalesce(Sum("expected_cost"), 0))["points"]
+        level = max(0.0, reply.bucket_available - _points_in_flight(shop_id, call_id))
+        self._report(
+            keys=[self.key(shop_id)],
+            args=[time.time(), level, reply.bucket_maximum or "", reply.restore_rate or "", started],
         )
-        mapping = {"available": max(0.0, reply.bucket_available - others), "as_of": time.time()}
-        if reply.bucket_maximum:
-            mapping["maximum"] = reply.bucket_maximum
-        if reply.restore_rate:
-            mapping["restore_rate"] = reply.restore_rate
-        self.redis.hset(self.key(shop_id), mapping=mapping)
 
     def block(self, shop_id: int, seconds: float, *, throttled: bool) -> None:
-        until = time.time() + seconds
-        current = float(self.redis.hget(self.key(shop_id), "blocked_until") or 0)
-        if until > current:
-            self.redis.hset(self.key(shop_id), "blocked_until", until)
-        if throttled:
-            self.redis.hincrby(self.key(shop_id), "throttled_total", 1)
+        self._block(keys=[self.key(shop_id)], args=[time.time() + seconds, "1" if throttled else "0"])
 
 
 _backend = None

@@ -50,7 +50,7 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # What Shopify sees as @idempotent(key:): derived from the call, the same on every try.
         "shopify_key": queue.shopify_idempotency_key(call) if operation and operation.idempotent else "",
         "send_again_form": ReasonForm(initial={"next": here})
-        if can_send and call.status == OutboundCall.Status.FAILED
+        if can_send and call.status == OutboundCall.Status.FAILED and call.failure_kind not in queue.NOT_RESENDABLE
         else None,
         "resume_form": ReasonForm(initial={"next": here}) if can_send and call.shop.queue_paused else None,
     }

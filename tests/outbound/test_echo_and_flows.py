@@ -4,7 +4,7 @@ back because of our own write is linked to the call and never written back."""
 
 import pytest
 
-from integrations.models import Event, Job, OutboundCall
+from integrations.models import Event, FulfillmentNotification, Job, OutboundCall
 from integrations.outbound import queue
 from integrations.outbound.flows import push_product_content, push_stock_level
 from integrations.outbound.queue import QueueError
@@ -40,6 +40,9 @@ def wait_event(shop, topic: str, record_id: int, count: int = 1) -> list[Event]:
 def test_an_order_tag_comes_back_as_an_echo_linked_to_its_call_and_is_not_written_back(wired):
     shop, sim = wired
     order = sim.records("orders")[0]
+    # The order went to fulfillment but is not tagged yet: any orders/updated that is not our echo
+    # makes tag_notified_order push the tag, so only echo detection keeps the count at one call.
+    FulfillmentNotification.objects.create(shop=shop, order_shopify_id=order["id"], order_name=order["name"])
     call, _ = queue.enqueue(
         shop, "order.add_tags", {"id": order["admin_graphql_api_id"], "tags": ["gift-wrap"]}, origin="person"
     )
@@ -54,10 +57,29 @@ def test_an_order_tag_comes_back_as_an_echo_linked_to_its_call_and_is_not_writte
     assert OutboundCall.objects.count() == 1, "the echo made another call"
     assert list(call.echoes.all()) == [echo]
 
-    # A change made in Shopify by someone else is not an echo.
+    # A change made in Shopify by someone else is not an echo, and the job acts on it.
     sim.control("PATCH", f"/records/orders/{order['id']}", json={"changes": {"note": "call the customer"}})
     events = wait_event(shop, "orders/updated", order["id"], count=2)
     assert events[-1].echo_of_id is None
+    assert OutboundCall.objects.filter(operation="order.add_tags", input__tags=["fulfillment-notified"]).exists()
+
+
+def test_an_echo_processed_before_the_calls_success_was_written_is_linked_afterwards(wired):
+    from integrations.outbound.echo import link_early_echoes
+
+    shop, sim = wired
+    order = sim.records("orders")[1]
+    call, _ = queue.enqueue(
+        shop, "order.add_tags", {"id": order["admin_graphql_api_id"], "tags": ["late"]}, origin="person"
+    )
+    Sender(tag="test").drain(timeout=10)
+    call.refresh_from_db()
+    (echo,) = wait_event(shop, "orders/updated", order["id"])
+    # As if the pump had got there first: unlink, then let the sender's success step link it.
+    Event.objects.filter(pk=echo.pk).update(echo_of=None)
+    assert link_early_echoes(call, call.result_updated_at, sent_at=call.first_sent_at) == 1
+    assert Event.objects.get(pk=echo.pk).echo_of_id == call.pk
+    assert link_early_echoes(call, call.result_updated_at, sent_at=call.first_sent_at) == 0, "one echo per call"
 
 
 def test_a_paid_order_is_tagged_once_fulfillment_was_notified_and_its_echo_stops_there(wired):

@@ -191,3 +191,116 @@ def test_the_command_explains_bad_input():
         call_command("outbound", "pause", "nowhere.myshopify.com", "--reason", "r")
     with pytest.raises(CommandError, match="needs a reason"):
         call_command("outbound", "pause", shop.domain, "--reason", "")
+
+
+def failed(call, **fields):
+    OutboundCall.objects.filter(pk=call.pk).update(status=Status.FAILED, finished_at=timezone.now(), **fields)
+    call.refresh_from_db()
+    return call
+
+
+def test_sending_again_gives_a_fresh_retry_budget(support_user):
+    call = failed(tag(ShopFactory(), ["a"])[0], attempt_count=8, classification="retryable", failure_kind="gave_up")
+    assert queue.send_again(call, by=support_user, reason="outage over")
+    call.refresh_from_db()
+    assert (call.attempt_count, call.retry_base) == (8, 8)
+    assert (call.classification, call.failure_kind, call.next_step) == (None, "", "")
+
+
+@pytest.mark.parametrize("kind", ["stale", "key_mismatch"])
+def test_a_call_whose_next_step_says_do_not_resend_is_refused(support_user, kind):
+    call = failed(tag(ShopFactory(), ["a"])[0], failure_kind=kind, classification="non_retryable")
+    with pytest.raises(queue.QueueError, match="Not sent again"):
+        queue.send_again(call, by=support_user, reason="try anyway")
+    assert OutboundCall.objects.get(pk=call.pk).status == Status.FAILED
+
+
+def test_an_older_write_is_not_sent_again_over_a_newer_one(support_user):
+    shop = ShopFactory()
+    older = failed(tag(shop, ["a"])[0], failure_kind="gave_up")
+    newer, _ = tag(shop, ["b"])
+    OutboundCall.objects.filter(pk=newer.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    with pytest.raises(queue.QueueError, match=f"call {newer.pk} changed the same record since"):
+        queue.send_again(older, by=support_user, reason="retry")
+
+
+def test_a_call_sent_again_to_a_paused_shop_is_held(support_user):
+    shop = ShopFactory()
+    call = failed(tag(shop, ["a"])[0], failure_kind="unauthorized")
+    queue.pause_shop(shop, by=None, reason="hold")
+    assert queue.send_again(call, by=support_user, reason="token fixed")
+    assert OutboundCall.objects.get(pk=call.pk).status == Status.PAUSED
+
+
+def test_calls_held_or_queued_against_the_shops_state_are_put_right():
+    """A job read "paused" just before a resume committed (or the other way round)."""
+    calm, held = ShopFactory(), ShopFactory(queue_paused=True)
+    stuck, _ = tag(calm, ["a"])
+    OutboundCall.objects.filter(pk=stuck.pk).update(status=Status.PAUSED)
+    slipped, _ = queue.enqueue(held, "order.add_tags", {"id": ORDER, "tags": ["b"]}, origin="person")
+    OutboundCall.objects.filter(pk=slipped.pk).update(status=Status.QUEUED)
+    assert queue.release_held_calls() == 2
+    assert OutboundCall.objects.get(pk=stuck.pk).status == Status.QUEUED
+    assert OutboundCall.objects.get(pk=slipped.pk).status == Status.PAUSED
+
+
+def test_asking_again_after_shopify_reported_a_change_is_a_new_call():
+    """The merchant changed the record in Shopify (a webhook that is not our echo): pushing the
+    same value again is a new intent, not the old call."""
+    from tests.factories import EventFactory
+
+    shop = ShopFactory()
+    first, _ = tag(shop, ["vip"])
+    OutboundCall.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    EventFactory(shop=shop, topic="orders/updated", resource_gid=ORDER)
+    again, created = tag(shop, ["vip"])
+    assert created and again.pk != first.pk and again.seen_event_id is not None
+
+
+def level_input(quantity: int, compare_to, **extra) -> dict:
+    entry = {
+        "inventoryItemId": "gid://shopify/InventoryItem/1",
+        "locationId": "gid://shopify/Location/2",
+        "quantity": quantity,
+    }
+    if compare_to is not None:
+        entry["changeFromQuantity"] = compare_to
+    return {"input": {"name": "available", "reason": "correction", "quantities": [entry], **extra}}
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (level_input(5, None), "needs changeFromQuantity"),
+        (level_input(5, 3, ignoreCompareQuantity=True), "never ignores the compare guard"),
+        (
+            {"input": {**level_input(5, 3)["input"], "quantities": level_input(5, 3)["input"]["quantities"] * 2}},
+            "one level per call",
+        ),
+    ],
+)
+def test_inventory_set_is_always_one_compare_guarded_level(variables, message):
+    with pytest.raises(InvalidInput, match=message):
+        queue.enqueue(ShopFactory(), "inventory.set", variables, origin="person")
+
+
+def test_stock_that_returns_to_an_earlier_value_is_pushed_again_and_back_to_back_pushes_chain():
+    from integrations.models import PlatformInventoryLevel
+    from integrations.outbound.flows import push_stock_level
+
+    shop = ShopFactory()
+    PlatformInventoryLevel.objects.create(
+        shop=shop, inventory_item_id=1, location_id=2, available=5, shopify_updated_at="2026-05-01T00:00:00Z"
+    )
+
+    def push(quantity):
+        call, created = push_stock_level(shop, inventory_item_id=1, location_id=2, quantity=quantity)
+        return call, created, call.input["input"]["quantities"][0]["changeFromQuantity"]
+
+    first = push(3)
+    assert first[1] and first[2] == 5
+    assert push(3)[0].pk == first[0].pk, "the same push twice in a row is one call"
+    second = push(5)
+    assert second[1] and second[2] == 3, "chained on the queued call, not the stale synced level"
+    third = push(3)
+    assert third[1] and third[2] == 5 and third[0].pk != first[0].pk, "back to 3 is a new call"

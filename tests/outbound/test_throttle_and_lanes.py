@@ -94,8 +94,35 @@ def test_a_report_from_shopify_can_only_slow_us_down_by_the_calls_in_flight(back
         expected_cost=10,
     )
     reply = Reply(bucket_available=50.0, bucket_maximum=100.0, restore_rate=10.0)
-    backend.report(shop.pk, reply, call_id=in_flight.pk + 1)
+    backend.report(shop.pk, reply, call_id=in_flight.pk + 1, started=time.time())
     assert 39 < backend.bucket(shop.pk).available < 41, "50 reported minus the 10 of the call in flight"
+
+
+def test_a_late_report_from_an_older_request_never_raises_the_level(backend):
+    shop = ShopFactory()
+    backend.bucket(shop.pk)
+    sent_long_ago = time.time() - 5
+    backend.report(
+        shop.pk, Reply(bucket_available=10.0, bucket_maximum=100.0, restore_rate=10.0), call_id=0, started=time.time()
+    )
+    # A slow answer to a request sent before that one says the bucket was nearly full: stale news.
+    backend.report(
+        shop.pk, Reply(bucket_available=95.0, bucket_maximum=100.0, restore_rate=10.0), call_id=0, started=sent_long_ago
+    )
+    assert backend.bucket(shop.pk).available < 12, "an old report made the console send faster"
+    # A newer request's report is taken as it is, up or down.
+    backend.report(
+        shop.pk, Reply(bucket_available=60.0, bucket_maximum=100.0, restore_rate=10.0), call_id=0, started=time.time()
+    )
+    assert 59 < backend.bucket(shop.pk).available < 62
+
+
+def test_a_shorter_block_never_shortens_a_longer_one(backend):
+    shop = ShopFactory()
+    backend.bucket(shop.pk)
+    backend.block(shop.pk, 2.0, throttled=True)
+    backend.block(shop.pk, 0.1, throttled=False)
+    assert backend.reserve(shop.pk, 10, bulk=False) > 1.5
 
 
 def test_a_block_holds_every_call_of_the_shop(backend):
@@ -113,6 +140,24 @@ def test_two_shops_have_two_buckets(backend):
     backend.bucket(second.pk)
     take_all(backend, first.pk, bulk=False)
     assert backend.reserve(second.pk, 10, bulk=False) == 0
+
+
+def test_a_shop_that_must_wait_never_hides_another_shops_due_calls(store_factory, settings):
+    settings.OUTBOUND_BUCKET_MAXIMUM = 2000.0
+    (busy, busy_sim), (quiet, quiet_sim) = store_factory(), store_factory()
+    for order in busy_sim.records("orders")[:25]:
+        queue.enqueue(busy, "order.add_tags", {"id": order["admin_graphql_api_id"], "tags": ["a"]}, origin="person")
+    quiet_order = quiet_sim.records("orders")[0]
+    late, _ = queue.enqueue(
+        quiet, "order.add_tags", {"id": quiet_order["admin_graphql_api_id"], "tags": ["b"]}, origin="person"
+    )
+    DatabaseThrottle().bucket(busy.pk)
+    DatabaseThrottle().block(busy.pk, 60, throttled=False)  # e.g. a Retry-After of a minute
+    sender = Sender(tag="test")
+    assert sender.run_once() == 0
+    late.refresh_from_db()
+    assert late.status == OutboundCall.Status.SUCCEEDED, "the quiet shop's call waited behind the busy shop"
+    assert not OutboundCall.objects.filter(shop=busy).exclude(status="queued").exists()
 
 
 def test_live_calls_go_before_queued_bulk_calls_of_the_same_shop(store):
