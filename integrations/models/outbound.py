@@ -152,7 +152,15 @@ OutboundCall.STATES = StateMachine(
         CallStatus.WAITING: {CallStatus.RUNNING, CallStatus.PAUSED, CallStatus.FAILED},
         # A try ends in success, a wait for the next try, or failure; a sender lost mid-try puts
         # the call back in the queue (recovery), where the same idempotency key keeps it single.
-        CallStatus.RUNNING: {CallStatus.SUCCEEDED, CallStatus.WAITING, CallStatus.FAILED, CallStatus.QUEUED},
+        # A sender that claimed a call but found no room gives it back (held, if the shop was
+        # paused meanwhile).
+        CallStatus.RUNNING: {
+            CallStatus.SUCCEEDED,
+            CallStatus.WAITING,
+            CallStatus.FAILED,
+            CallStatus.QUEUED,
+            CallStatus.PAUSED,
+        },
         # A person may send a failed call again once the cause is fixed (same key, so never twice).
         CallStatus.FAILED: {CallStatus.QUEUED, CallStatus.PAUSED},
         CallStatus.SUCCEEDED: set(),

@@ -159,14 +159,23 @@ class Sender:
         return bool(moved)
 
     def _unclaim(self, call: OutboundCall) -> None:
-        back = call.claimed_from
-        OutboundCall.STATES.move(
-            OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name),
+        mine = OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name)
+        held = OutboundCall.STATES.move(
+            mine.filter(Exists(Shop.objects.filter(pk=OuterRef("shop_id"), queue_paused=True))),
             source=Status.RUNNING,
-            target=Status.WAITING if back == Status.WAITING else Status.QUEUED,
+            target=Status.PAUSED,
             claimed_by="",
             claimed_at=None,
+            reason="held: the shop's queue is paused",
         )
+        if not held:
+            OutboundCall.STATES.move(
+                mine,
+                source=Status.RUNNING,
+                target=Status.WAITING if call.claimed_from == Status.WAITING else Status.QUEUED,
+                claimed_by="",
+                claimed_at=None,
+            )
 
     def send(self, call: OutboundCall) -> Verdict:
         operation = get_operation(call.operation)
