@@ -612,7 +612,9 @@ class Processes:
         sys.exit(f"gunicorn did not start; see {self.logs / f'{label}-gunicorn.log'}")
 
     def qclusters(self, url: str, count: int, q_workers: int, label: str) -> list[subprocess.Popen]:
-        env = {**bench_env(url), "Q_WORKERS": str(q_workers)}
+        # Event processing only: the calls the push jobs queue are not sent (the shops here point at
+        # no Admin API; bench/outbound_throughput.py measures sending).
+        env = {**bench_env(url), "Q_WORKERS": str(q_workers), "OUTBOUND_SENDER_THREADS": "0"}
         return [
             self._start([PYTHON, "manage.py", "qcluster"], env, f"{label}-qcluster-{n}.log")
             for n in range(1, count + 1)

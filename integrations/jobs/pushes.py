@@ -7,8 +7,8 @@ our own write), so a write can never trigger itself again.
 """
 
 from integrations.jobs.registry import always, job
-from integrations.models import Event, FulfillmentNotification, OutboundCall
-from integrations.outbound.queue import enqueue
+from integrations.models import Event, FulfillmentNotification
+from integrations.outbound.queue import enqueue_for_event
 
 FULFILLMENT_TAG = "fulfillment-notified"
 BUYER_TAG = "buyer"
@@ -41,20 +41,24 @@ def tag_notified_order(event: Event, payload: dict) -> str:
     order_id = int(payload["id"])
     if FULFILLMENT_TAG in {tag.lower() for tag in split_tags(payload.get("tags"))}:
         return f"nothing to push: the order is already tagged {FULFILLMENT_TAG}"
-    if not FulfillmentNotification.objects.filter(shop_id=event.shop_id, order_shopify_id=order_id).exists():
+    if payload.get("financial_status") not in ("paid", None):
+        return "nothing to push: the order is not paid, so it was not sent to fulfillment"
+    # On orders/paid, notify_fulfillment ran just before and made sure of the notification.
+    if (
+        event.topic != "orders/paid"
+        and not FulfillmentNotification.objects.filter(shop_id=event.shop_id, order_shopify_id=order_id).exists()
+    ):
         return "nothing to push: fulfillment was not notified for this order (yet)"
-    call, created = enqueue(
-        event.shop,
+    call_id, created = enqueue_for_event(
+        event,
         "order.add_tags",
         {"id": f"gid://shopify/Order/{order_id}", "tags": [FULFILLMENT_TAG]},
-        origin=OutboundCall.Origin.JOB,
-        origin_ref=f"job:tag_notified_order:event {event.pk}",
         key=f"tag_notified_order:{order_id}:{FULFILLMENT_TAG}",
+        origin_ref=f"job:tag_notified_order:event {event.pk}",
         why="fulfillment was notified for this order",
-        label=str(payload.get("name") or "")[:100],
-        origin_event=event,
+        label=str(payload.get("name") or ""),
     )
-    return f"{'queued' if created else 'already queued'}: call {call.pk} tags the order {FULFILLMENT_TAG}"
+    return f"{'queued' if created else 'already queued'}: call {call_id} tags the order {FULFILLMENT_TAG}"
 
 
 @job(
@@ -72,15 +76,13 @@ def tag_buyer(event: Event, payload: dict) -> str:
     customer_id = (payload.get("customer") or {}).get("id")
     if not customer_id:
         return "nothing to push: the order has no customer"
-    call, created = enqueue(
-        event.shop,
+    call_id, created = enqueue_for_event(
+        event,
         "customer.add_tags",
         {"id": f"gid://shopify/Customer/{int(customer_id)}", "tags": [BUYER_TAG]},
-        origin=OutboundCall.Origin.JOB,
-        origin_ref=f"job:tag_buyer:event {event.pk}",
         key=f"tag_buyer:{int(customer_id)}:{BUYER_TAG}",
+        origin_ref=f"job:tag_buyer:event {event.pk}",
         why=f"customer paid order {payload.get('name') or payload.get('id')}",
         label=f"Customer {customer_id}",
-        origin_event=event,
     )
-    return f"{'queued' if created else 'already queued'}: call {call.pk} tags customer {customer_id} {BUYER_TAG}"
+    return f"{'queued' if created else 'already queued'}: call {call_id} tags customer {customer_id} {BUYER_TAG}"

@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -143,6 +143,69 @@ def enqueue(
             ) from None
         return existing, False
     return call, True
+
+
+def enqueue_for_event(
+    event: Event, operation: str, variables: dict, *, key: str, origin_ref: str, why: str, label: str = ""
+) -> tuple[int, bool]:
+    """`enqueue` for a job, inside a pump's batch: one INSERT … ON CONFLICT DO NOTHING (no
+    savepoint, no lookups), the shop's state as the batch loaded it (a pause or uninstall that
+    commits meanwhile is put right by the senders' sweep), and the event itself as what we had seen.
+    Returns (call id, created)."""
+    op = get_operation(operation)
+    op.check(variables)
+    shop = event.shop
+    now = timezone.now()
+    call = OutboundCall(
+        shop_id=event.shop_id,
+        operation=operation,
+        input=variables,
+        target_gid=op.target(variables)[:255],
+        target_label=label[:100],
+        lane=Lane.LIVE,
+        priority=OutboundCall.LANE_ORDER[Lane.LIVE],
+        origin=OutboundCall.Origin.JOB,
+        origin_ref=origin_ref[:200],
+        origin_event_id=event.pk,
+        why=why[:300],
+        idempotency_key=key[:200],
+        seen_event_id=event.pk,
+        expected_cost=op.expected_cost,
+        created_at=now,
+    )
+    if shop.state == Shop.State.UNINSTALLED:
+        kind = "uninstalled"
+        call.status, call.finished_at, call.classification = Status.FAILED, now, NON_RETRYABLE
+        call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
+        call.reason = f"not sent: the app was uninstalled from {shop.domain}"
+    elif shop.queue_paused:
+        call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
+    created = _insert_unless_key_exists(call)
+    if created is not None:
+        return created, True
+    existing = OutboundCall.objects.filter(shop_id=event.shop_id, idempotency_key=call.idempotency_key)
+    return existing.values_list("pk", flat=True).get(), False
+
+
+def _insert_sql() -> tuple[str, list]:
+    fields = [f for f in OutboundCall._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {quote(OutboundCall._meta.db_table)} ({columns}) VALUES ({marks}) "  # noqa: S608
+        "ON CONFLICT (shop_id, idempotency_key) DO NOTHING RETURNING id"
+    )
+    return sql, fields
+
+
+def _insert_unless_key_exists(call: OutboundCall) -> int | None:
+    sql, fields = _insert_sql()
+    values = [f.get_db_prep_save(f.pre_save(call, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def due_calls(now=None, limit: int = 20, exclude_shops: set[int] | frozenset = frozenset()):
@@ -382,6 +445,7 @@ __all__ = [
     "call_json",
     "due_calls",
     "enqueue",
+    "enqueue_for_event",
     "pause_shop",
     "release_held_calls",
     "resume_shop",

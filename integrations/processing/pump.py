@@ -19,7 +19,9 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations.jobs.resources import describe_resource
 from integrations.models import Delivery, Event, Job, WorkerHeartbeat
+from integrations.outbound.echo import assign_echo_sources
 from integrations.processing import claims
 from integrations.processing.interventions import resolve_superseded_failures
 from integrations.processing.runner import (
@@ -150,6 +152,7 @@ class Pump:
             except ValueError as exc:
                 payload = exc
             batch.append((event, payload, jobs[event.pk]))
+        assign_echo_sources([(event, payload) for event, payload, _jobs in batch], describe_resource)
         # The same lock order in every pump: two pumps writing the same records never deadlock.
         batch.sort(key=_lock_order)
         return batch

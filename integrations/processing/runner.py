@@ -118,7 +118,8 @@ def run_event(
     # The jobs read the resource fields (e.g. a replay decision reads resource_id).
     event.resource_gid, event.resource_id = storable_text(resource.gid[:255]), storable_text(resource.id[:40])
     event.resource_label, event.resource_updated_at = storable_text(resource.label[:100]), resource.updated_at
-    event.echo_of_id = find_echo_source(event)
+    if not getattr(event, "echo_checked", False):  # a pump's batch looks them all up at once
+        event.echo_of_id = find_echo_source(event)
     outcome = Outcome(event, Status.PROCESSED, resource=resource)
     for name in names:
         job = jobs.get(name)
