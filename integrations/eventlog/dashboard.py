@@ -136,8 +136,10 @@ def dashboard_stats(now: datetime | None = None) -> dict[str, Any]:
 
 
 def outbound_counted(since: datetime) -> Q:
-    """Calls the dashboard counts: failed since `since`, and every unfinished one. An OR of
-    equalities, as IN_FLIGHT, so each branch is a range of int_call_status_idx."""
+    """Calls the dashboard (and a shop's page) counts: failed since `since`, and every unfinished
+    one. An OR of equalities, as IN_FLIGHT, so each branch is an index range: the failures a range
+    of int_call_failed_idx (failed calls by created_at), each unfinished status one of
+    int_call_status_idx. Never the whole history of calls."""
     return Q(status=CallStatus.FAILED, created_at__gte=since) | functools.reduce(
         operator.or_, (Q(status=status) for status in OutboundCall.ACTIVE)
     )
@@ -145,8 +147,8 @@ def outbound_counted(since: datetime) -> Q:
 
 def outbound_stats(since: datetime) -> dict[str, Any]:
     """Calls to Shopify, counted apart from inbound webhooks, in two queries: failed since `since`
-    and the unfinished ones by status (each an OR branch on int_call_status_idx, so the figure
-    costs the size of the backlog, not of the history), and the shops whose queue is paused."""
+    and the unfinished ones by status (`outbound_counted`: the figure costs the size of the backlog
+    and of the window's failures, not of the history), and the shops whose queue is paused."""
     counts = OutboundCall.objects.filter(outbound_counted(since)).aggregate(
         **{status: Count("id", filter=Q(status=status)) for status in _OUTBOUND_COUNTED}
     )

@@ -1,9 +1,15 @@
 """The event log's filter form and the vocabulary it offers (directions, kinds, topics, operations).
 
 One form filters both directions. Inbound rows are webhooks (events, or rejected requests); outbound
-rows are the calls we make to Shopify (OutboundCall). The same boxes map onto calls: the topic box
-takes an operation (or its beginning), the time range is when the call was made, and the status
-list offers each direction's statuses ("queued" and "failed" mean the same in both).
+rows are the calls we make to Shopify (OutboundCall). "All directions" lists both, interleaved by
+time. The same boxes map onto calls: the topic box takes an operation (or its beginning), the time
+range is when the call was made, and the status list offers each direction's statuses ("queued"
+and "failed" mean the same in both).
+
+A filter only one direction has picks that direction when none was chosen: a status only calls
+have, or an operation in the topic box ("order.add_tags", "order."), means outbound calls; a
+status only webhooks have, "rejected", or a topic ("orders/paid", "orders") means inbound rows
+(`implied_kind`).
 """
 
 import re
@@ -24,6 +30,8 @@ REJECTED = "rejected"
 KIND_EVENTS = "events"
 KIND_REJECTED = "rejected"
 KIND_OUTBOUND = "outbound"
+# Inbound events and outbound calls together, newest first by time (each row its kind's template).
+KIND_MIXED = "mixed"
 
 POLL_MAX_ROWS = 100
 # The shortest webhook id prefix the search matches on (shorter text must be the whole id): long
@@ -72,13 +80,36 @@ _INBOUND_ONLY = {value for value, _ in INBOUND_STATUSES} - {value for value, _ i
 _OUTBOUND_ONLY = {value for value, _ in OUTBOUND_STATUSES} - {value for value, _ in INBOUND_STATUSES}
 
 
+def names_operations(topic: str) -> bool:
+    """Whether the topic box holds an operation (or its beginning) rather than a webhook topic:
+    operations are "resource.action" ("order.add_tags", "order."), topics "resources/action"
+    ("orders/paid"). A bare word ("order") is the beginning of a topic."""
+    return "." in topic and "/" not in topic
+
+
+def implied_kind(filters: dict[str, Any]) -> str | None:
+    """The one kind of row the filters can match when no direction was chosen (None: both kinds).
+
+    Shop, time range and search apply to both; a status both have ("queued", "failed") too.
+    """
+    status, topic = filters.get("status"), filters.get("topic", "")
+    if status == REJECTED:
+        return KIND_REJECTED
+    if status in _OUTBOUND_ONLY or names_operations(topic):
+        return KIND_OUTBOUND
+    if status in _INBOUND_ONLY or topic:
+        return KIND_EVENTS
+    return None
+
+
 def topic_suggestions(direction: str = "") -> list[tuple[str, str]]:
     """(value, label) for the topic box: each resource as a prefix ("orders" matches every
     orders/... topic), then every topic the console knows (the job registry's and Shopify's common ones).
-    For outbound calls, the operations instead (by resource, then each one)."""
-    if direction == OUTBOUND:
-        from integrations.outbound.operations import OPERATIONS
+    For outbound calls, the operations instead (by resource, then each one); for both directions,
+    the topics and then the operations (a resource's operations as "order.", which a topic never is)."""
+    from integrations.outbound.operations import OPERATIONS
 
+    if direction == OUTBOUND:
         resources = sorted({name.split(".", 1)[0] for name in OPERATIONS})
         return [(r, f"every {r}.… operation") for r in resources] + [
             (name, op.describe) for name, op in sorted(OPERATIONS.items())
@@ -87,7 +118,15 @@ def topic_suggestions(direction: str = "") -> list[tuple[str, str]]:
 
     topics = sorted(set(COMMON_TOPICS) | set(TOPIC_JOBS))
     resources = sorted({topic.split("/", 1)[0] for topic in topics})
-    return [(r, f"every {r}/… topic") for r in resources] + [(t, t) for t in topics]
+    suggestions = [(r, f"every {r}/… topic") for r in resources] + [(t, t) for t in topics]
+    if direction == INBOUND:
+        return suggestions
+    prefixes = sorted({name.split(".", 1)[0] + "." for name in OPERATIONS})
+    return (
+        suggestions
+        + [(p, f"every {p}… call (outbound)") for p in prefixes]
+        + [(name, f"{op.describe} (outbound call)") for name, op in sorted(OPERATIONS.items())]
+    )
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -128,8 +167,20 @@ class EventFilterForm(forms.Form):
     received_from = forms.DateTimeField(required=False, label="Received from", widget=DateTimeLocalInput())
     received_to = forms.DateTimeField(required=False, label="Received before", widget=DateTimeLocalInput())
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, with_calls: bool = True, **kwargs) -> None:
+        """`with_calls`: whether "All directions" lists outbound calls too (the user may see them)."""
         super().__init__(*args, **kwargs)
+        direction = self.data.get("direction", "") if self.is_bound else ""
+        if with_calls and not direction:
+            self.fields["topic"].label = "Topic or operation"
+            self.fields["topic"].help_text = (
+                "A topic or its beginning (orders matches every orders/… topic) lists webhooks; an operation "
+                "or its beginning (order.add_tags, order.) lists our calls to Shopify."
+            )
+            self.fields["topic"].widget.attrs["placeholder"] = "any, or e.g. orders or order.add_tags"
+            self.fields["q"].widget.attrs["placeholder"] = (
+                "webhook id, event id, #1042, resource id or gid, call id, idempotency key"
+            )
         if self.asks_for_outbound():
             # Offer what applies to calls; any status is still accepted and checked in clean().
             self.fields["status"].widget.choices = [("", "Any status"), *OUTBOUND_STATUSES]
@@ -145,11 +196,16 @@ class EventFilterForm(forms.Form):
             self.fields["status"].widget.choices = [("", "Any status"), *INBOUND_STATUSES]
 
     def asks_for_outbound(self) -> bool:
-        """Whether the (bound) filters are about outbound calls: chosen, or implied by a status only calls have."""
+        """Whether the (bound) filters are about outbound calls: chosen, or implied by a status only
+        calls have or an operation in the topic box."""
         if not self.is_bound:
             return False
         direction = self.data.get("direction", "")
-        return direction == OUTBOUND or (not direction and self.data.get("status") in _OUTBOUND_ONLY)
+        if direction == OUTBOUND:
+            return True
+        topic = self.data.get("topic", "")
+        implied = self.data.get("status") in _OUTBOUND_ONLY or (isinstance(topic, str) and names_operations(topic))
+        return not direction and implied
 
     def clean_topic(self) -> str:
         return self.cleaned_data["topic"].strip()
@@ -168,17 +224,31 @@ class EventFilterForm(forms.Form):
         start, end = cleaned.get("received_from"), cleaned.get("received_to")
         if start and end and start >= end:
             self.add_error("received_to", f"Must be later than “{self.fields['received_from'].label}”.")
-        status, direction = cleaned.get("status"), cleaned.get("direction")
+        status, direction, topic = cleaned.get("status"), cleaned.get("direction"), cleaned.get("topic", "")
+        operation = bool(topic) and names_operations(topic)
+        if operation and direction == INBOUND:
+            self.add_error(
+                "topic",
+                "That is an operation of outbound calls (topics look like orders/paid): choose direction Outbound "
+                "or All, or a topic.",
+            )
+            operation = False
+        if not direction and (operation or status in _OUTBOUND_ONLY):
+            # Only calls can match: say so in every link (the live poll, older pages, the export).
+            direction = cleaned["direction"] = OUTBOUND
+            implied = "the topic box holds an operation" if operation else ""
+        else:
+            implied = ""
         if status in _OUTBOUND_ONLY and direction == INBOUND:
             self.add_error(
                 "status", "That is a status of outbound calls: choose direction Outbound, or another status."
             )
         elif status in _INBOUND_ONLY and direction == OUTBOUND:
-            self.add_error(
-                "status", "That is a status of inbound webhooks: choose direction Inbound, or another status."
-            )
-        elif status in _OUTBOUND_ONLY and not direction:
-            cleaned["direction"] = OUTBOUND
+            if implied:
+                message = f"That is a status of inbound webhooks, and {implied}: choose another status or a topic."
+            else:
+                message = "That is a status of inbound webhooks: choose direction Inbound, or another status."
+            self.add_error("status", message)
         return cleaned
 
     def error_summary(self) -> str:
@@ -219,11 +289,13 @@ def _within_years(value: datetime | None) -> datetime | None:
 
 
 class PositionForm(forms.Form):
-    """Where the list stands: `cursor` is the last id of the previous page (older rows follow),
-    `after` the newest id the live poll has shown. Whole numbers in ASCII digits, within bigint."""
+    """Where the live poll stands: `after` is the newest id it has shown (of events, or of the one
+    kind listed), `after_call` the newest call id in the list of both directions. Whole numbers in
+    ASCII digits, within bigint. (The page cursor depends on the list, and each list checks its
+    own: an id for one kind, `selectors.MixedCursor` for both directions.)"""
 
-    cursor = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     after = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    after_call = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)
 
     def _ascii(self, name: str) -> int | None:
         raw = self.data.get(name, "")
@@ -231,8 +303,8 @@ class PositionForm(forms.Form):
             raise ValidationError("Must be a whole number written in the digits 0-9.")
         return self.cleaned_data[name]
 
-    def clean_cursor(self) -> int | None:
-        return self._ascii("cursor")
-
     def clean_after(self) -> int | None:
         return self._ascii("after")
+
+    def clean_after_call(self) -> int | None:
+        return self._ascii("after_call")

@@ -12,23 +12,35 @@ told apart by `LogQuery.kind` and the direction badge. Calls are searched and fi
 way, on their own indexes: (shop, target_gid, id), (target_label, -id), (operation, -id),
 (status, -id), (shop, -id) and the unique (shop, idempotency_key).
 
+"All directions" (KIND_MIXED) lists events and calls together, newest first by time
+(Event.received_at, OutboundCall.created_at). Each kind is its own stream, paged by a keyset on
+(time, id) that int_event_received_idx and int_call_created_idx serve: a page reads at most
+page size + 1 rows of each and merges them in Python (`mixed_page`), and its cursor holds the
+position reached in each stream (`MixedCursor`). No UNION: each stream keeps its own indexes.
+
 The call page and the pages that mention calls (an event's echo, a shop's queue) read calls here too.
 """
 
+import heapq
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import BadRequest
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from integrations.eventlog.dashboard import outbound_counted
 from integrations.eventlog.filters import (
     _NUMERIC,
+    INBOUND,
     KIND_EVENTS,
+    KIND_MIXED,
     KIND_OUTBOUND,
     KIND_REJECTED,
     MAX_ID,
@@ -36,6 +48,7 @@ from integrations.eventlog.filters import (
     OUTBOUND,
     POLL_MAX_ROWS,
     REJECTED,
+    implied_kind,
 )
 from integrations.eventlog.trace import STALE_PREFIX, JobResult, describe_result, traced_events
 from integrations.models import (
@@ -63,9 +76,22 @@ ECHOES_SHOWN = 20
 _WEBHOOK_ID_COLUMN = Event._meta.get_field("webhook_id").max_length
 
 
+# The time each kind of row is listed by in the list of both directions (each column indexed).
+TIME_FIELD = {KIND_EVENTS: "received_at", KIND_OUTBOUND: "created_at"}
+# Row template of each kind in the list of both directions: the events' columns (a call's own
+# list has more).
+MIXED_ROW_TEMPLATE = {
+    KIND_EVENTS: "integrations/events/_events_row.html",
+    KIND_OUTBOUND: "integrations/events/_outbound_mixed_row.html",
+}
+PAGE_SIZE = 50
+
+
 @dataclass
 class LogQuery:
-    """What the log shows for a set of filters: which kind of row, and the queryset (newest first by id)."""
+    """What the log shows for a set of filters: which kind of row, and the queryset (newest first
+    by id). For both directions (KIND_MIXED), `queryset` holds the events and `calls` the calls,
+    each listed newest first by time."""
 
     kind: str
     queryset: QuerySet
@@ -73,6 +99,7 @@ class LogQuery:
     # under "Any", events in another status): a webhook id finds its deliveries whatever the
     # status filter. Shown above the main rows, ALSO_MAX_ROWS of each.
     also: list["LogQuery"] = field(default_factory=list)
+    calls: QuerySet | None = None
 
     @property
     def row_template(self) -> str:
@@ -83,15 +110,36 @@ class LogQuery:
         """Columns of the kind's table (for cells that span a row)."""
         return {KIND_OUTBOUND: 11, KIND_REJECTED: 8}.get(self.kind, 9)
 
+    @property
+    def streams(self) -> list[tuple[str, QuerySet]]:
+        """(kind, queryset) of each kind of row the list shows."""
+        if self.kind == KIND_MIXED:
+            return [(KIND_EVENTS, self.queryset), (KIND_OUTBOUND, self.calls)]
+        return [(self.kind, self.queryset)]
 
-def build_log_query(filters: dict[str, Any]) -> LogQuery:
-    """The queryset for the event log's filters (as returned by `EventFilterForm.filters`)."""
-    if filters.get("direction") == OUTBOUND:
+
+def build_log_query(filters: dict[str, Any], *, with_calls: bool = True) -> LogQuery:
+    """The queryset for the event log's filters (as returned by `EventFilterForm.filters`).
+
+    With no direction chosen, events and calls are listed together unless a filter only one kind
+    has picks that kind (`filters.implied_kind`). Without `with_calls` (the user may not see
+    calls) "All directions" lists the inbound rows only; a filter only calls have still lists
+    calls, for the view to refuse.
+    """
+    direction = filters.get("direction", "")
+    kind = {OUTBOUND: KIND_OUTBOUND, INBOUND: KIND_EVENTS}.get(direction) or implied_kind(filters)
+    if kind != KIND_OUTBOUND and filters.get("status") == REJECTED:
+        kind = KIND_REJECTED
+    elif kind is None:
+        kind = KIND_MIXED if with_calls else KIND_EVENTS
+    if kind == KIND_OUTBOUND:
         return LogQuery(KIND_OUTBOUND, _calls(filters))
     q = filters.get("q", "")
     shop_ids = _shop_ids() if q and may_be_webhook_id(q) else None
-    if filters.get("status") == REJECTED:
+    if kind == KIND_REJECTED:
         log = LogQuery(KIND_REJECTED, _rejected_deliveries(filters))
+    elif kind == KIND_MIXED:
+        log = LogQuery(KIND_MIXED, _events(filters, shop_ids), calls=_calls(filters, shop_ids))
     else:
         log = LogQuery(KIND_EVENTS, _events(filters, shop_ids))
     if shop_ids is not None:
@@ -110,9 +158,10 @@ def _events(filters: dict[str, Any], shop_ids: list[int] | None = None) -> Query
     return _topic_and_time(events, filters)
 
 
-def _calls(filters: dict[str, Any]) -> QuerySet[OutboundCall]:
+def _calls(filters: dict[str, Any], shop_ids: list[int] | None = None) -> QuerySet[OutboundCall]:
     """Outbound calls for the log's filters: the shop and its paused flag joined, the (possibly
-    large) input and result left for the call page."""
+    large) input and result left for the call page. `shop_ids`: every shop's id, when the caller
+    has them already (a search probes the per-shop indexes)."""
     calls = OutboundCall.objects.select_related("shop").defer("input", "result")
     shop = filters.get("shop")
     if shop:
@@ -127,7 +176,7 @@ def _calls(filters: dict[str, Any]) -> QuerySet[OutboundCall]:
     if end := filters.get("received_to"):
         calls = calls.filter(created_at__lt=end)
     if q := filters.get("q"):
-        calls = calls.filter(call_search(q, [shop.pk] if shop else None))
+        calls = calls.filter(call_search(q, [shop.pk] if shop else shop_ids))
     return calls
 
 
@@ -290,14 +339,146 @@ def mark_out_of_order(events: list[Event]) -> None:
             by_id[event_id].out_of_order = True
 
 
-def newer_rows(log: LogQuery, after: int) -> list:
-    """Rows added since id `after`, newest first, for the live poll.
+def newer_rows(log: LogQuery, after: int, after_call: int = 0) -> list:
+    """Rows added since id `after` (for both directions: events since `after`, calls since
+    `after_call`), newest first, for the live poll.
 
-    Takes the oldest POLL_MAX_ROWS above `after`, so a burst is delivered over several polls
-    rather than leaving a gap between what was shown and what comes next.
+    Takes the oldest POLL_MAX_ROWS above `after` (of each kind), so a burst is delivered over
+    several polls rather than leaving a gap between what was shown and what comes next.
     """
-    rows = list(log.queryset.filter(pk__gt=after).order_by("pk")[:POLL_MAX_ROWS])
-    rows.reverse()
+    if log.kind != KIND_MIXED:
+        rows = list(log.queryset.filter(pk__gt=after).order_by("pk")[:POLL_MAX_ROWS])
+        rows.reverse()
+        return rows
+    streams = []
+    for (kind, queryset), since in zip(log.streams, (after, after_call), strict=True):
+        rows = _tagged(list(queryset.filter(pk__gt=since).order_by("pk")[:POLL_MAX_ROWS]), kind)
+        streams.append(sorted(rows, key=_merge_key, reverse=True))
+    return list(heapq.merge(*streams, key=_merge_key, reverse=True))
+
+
+def newest_ids(rows: list, log: LogQuery, since: dict[str, int] | None = None) -> dict[str, int]:
+    """The highest id of each kind in `rows`, else in `since` (else 0): where the live poll goes on."""
+    newest = {kind: (since or {}).get(kind, 0) for kind, _ in log.streams}
+    for row in rows:
+        kind = getattr(row, "log_kind", log.kind)
+        newest[kind] = max(newest[kind], row.pk)
+    return newest
+
+
+# --- Both directions: a page of events and calls by time ---------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """The last row a page took from one kind's stream: its time and id."""
+
+    at: datetime
+    pk: int
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR_PART = re.compile(r"([io])(-?[0-9]{1,18})\.([1-9][0-9]{0,18})")
+_CURSOR_KIND = {"i": KIND_EVENTS, "o": KIND_OUTBOUND}
+
+
+@dataclass(frozen=True)
+class MixedCursor:
+    """Where the list of both directions stands: the position reached in each stream, or None for a
+    stream none of whose rows has been listed yet (it starts from its newest).
+
+    Written `i<µs>.<id>_o<µs>.<id>` (the time in microseconds since 1970 UTC, as exact as the
+    columns keep it), a part left out when None.
+    """
+
+    events: StreamPosition | None = None
+    calls: StreamPosition | None = None
+
+    def of(self, kind: str) -> StreamPosition | None:
+        return self.events if kind == KIND_EVENTS else self.calls
+
+    def encode(self) -> str:
+        parts = []
+        for letter, position in (("i", self.events), ("o", self.calls)):
+            if position is not None:
+                micros = (position.at - _EPOCH) // timedelta(microseconds=1)
+                parts.append(f"{letter}{micros}.{position.pk}")
+        return "_".join(parts)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "MixedCursor | None":
+        """None for the first page; BadRequest (400) for anything that is not a cursor we could have sent."""
+        if not raw:
+            return None
+        positions: dict[str, StreamPosition] = {}
+        for part in raw.split("_", 2):
+            match = _CURSOR_PART.fullmatch(part)
+            kind = _CURSOR_KIND[match.group(1)] if match else None
+            if kind is None or kind in positions or int(match.group(3)) > MAX_ID:
+                raise BadRequest("Invalid page cursor.")
+            try:
+                at = _EPOCH + timedelta(microseconds=int(match.group(2)))
+            except OverflowError:
+                raise BadRequest("Invalid page cursor.") from None
+            positions[kind] = StreamPosition(at, int(match.group(3)))
+        return cls(positions.get(KIND_EVENTS), positions.get(KIND_OUTBOUND))
+
+
+@dataclass
+class MixedPage:
+    rows: list
+    next_cursor: str | None
+    first_page: bool
+    # The highest id of each kind read for the page: where the live poll starts.
+    newest: dict[str, int]
+
+
+def older_than(queryset: QuerySet, time_field: str, position: StreamPosition | None) -> QuerySet:
+    """The stream's rows after `position`, newest first by (time, id): a keyset on the time column.
+
+    The redundant `time <= t` is the index condition (a range of the time index, so a deep page
+    costs what the first one does); the OR settles rows of the same time by id.
+    """
+    ordered = queryset.order_by(f"-{time_field}", "-pk")
+    if position is None:
+        return ordered
+    at = position.at
+    return ordered.filter(**{f"{time_field}__lte": at}).filter(
+        Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": position.pk})
+    )
+
+
+def mixed_page(log: LogQuery, cursor: str | None, per_page: int = PAGE_SIZE) -> MixedPage:
+    """A page of events and calls, newest first by time: at most `per_page` + 1 rows read from each
+    stream after its position in `cursor`, merged; the next cursor holds where each stream got to.
+    BadRequest (400) for a cursor we could not have sent."""
+    position = MixedCursor.parse(cursor) or MixedCursor()
+    streams, newest = [], {}
+    for kind, queryset in log.streams:
+        rows = list(older_than(queryset, TIME_FIELD[kind], position.of(kind))[: per_page + 1])
+        newest[kind] = max((row.pk for row in rows), default=0)
+        streams.append(_tagged(rows, kind))
+    merged = list(heapq.merge(*streams, key=_merge_key, reverse=True))
+    rows = merged[:per_page]
+    next_cursor = None
+    if len(merged) > per_page:
+        reached = {KIND_EVENTS: position.events, KIND_OUTBOUND: position.calls}
+        for row in rows:  # newest first: the last row of each kind is where its stream got to
+            reached[row.log_kind] = StreamPosition(getattr(row, TIME_FIELD[row.log_kind]), row.pk)
+        next_cursor = MixedCursor(reached[KIND_EVENTS], reached[KIND_OUTBOUND]).encode()
+    return MixedPage(rows=rows, next_cursor=next_cursor, first_page=not cursor, newest=newest)
+
+
+def _merge_key(row) -> tuple:
+    # Newest first by time; at the same microsecond calls before events, then by id.
+    return (getattr(row, TIME_FIELD[row.log_kind]), row.log_kind == KIND_OUTBOUND, row.pk)
+
+
+def _tagged(rows: list, kind: str) -> list:
+    """Mark each row with its kind and template, for the merge and the rows partial."""
+    for row in rows:
+        row.log_kind = kind
+        row.log_template = MIXED_ROW_TEMPLATE[kind]
     return rows
 
 
@@ -469,16 +650,39 @@ def calls_for_record(shop_id: int, gid: str, limit: int = CALLS_FOR_RECORD) -> l
     )
 
 
-def shop_call_counts(shop: Shop) -> list[tuple[str, str, int]]:
-    """(status, label, how many) of the shop's calls for every call status, in one GROUP BY over
-    the shop's range of int_call_shop_idx."""
-    counts = dict(OutboundCall.objects.filter(shop=shop).values_list("status").annotate(n=Count("id")).order_by())
-    return [(status, label, counts.get(status, 0)) for status, label in OutboundCall.Status.choices]
+@dataclass
+class CallCount:
+    status: str
+    label: str
+    n: int
+    # Failed calls are counted since then (24 h ago): the log's link lists the same calls.
+    since: datetime | None = None
+
+
+def shop_call_counts(shop: Shop, now: datetime | None = None) -> list[CallCount]:
+    """The shop's unfinished calls by status, then its calls that failed in the last 24 h, in one
+    GROUP BY that costs the size of the backlog, not of the shop's history (`counted_calls`).
+    Calls that finished earlier are not counted; the log lists them."""
+    since = (now or timezone.now()) - timedelta(hours=24)
+    counts = dict(counted_calls(since, shop).values_list("status").annotate(n=Count("id")).order_by())
+    labels = dict(OutboundCall.Status.choices)
+    failed = OutboundCall.Status.FAILED
+    return [CallCount(status, labels[status], counts.get(status, 0)) for status in OutboundCall.ACTIVE] + [
+        CallCount(failed, f"{labels[failed]} (24 h)", counts.get(failed, 0), since)
+    ]
+
+
+def counted_calls(since: datetime, shop: Shop | None = None) -> QuerySet[OutboundCall]:
+    """Calls the shop page counts, as the dashboard does (`dashboard.outbound_counted`): every
+    unfinished one, and those that failed since `since`."""
+    calls = OutboundCall.objects.filter(outbound_counted(since))
+    return calls.filter(shop=shop) if shop is not None else calls
 
 
 def shop_queues(now=None) -> list[dict]:
     """Every shop with its unfinished calls by status and its failures of the last 24 h: two
-    GROUP BYs over the status index (unfinished and recently failed calls are few)."""
+    GROUP BYs, over int_call_status_idx (unfinished calls) and int_call_failed_idx (failed calls
+    by created_at): unfinished and recently failed calls are few, whatever the history."""
     now = now or timezone.now()
     active = defaultdict(dict)
     for shop_id, status, n in (

@@ -34,11 +34,15 @@ VIEW_CALLS = "integrations.view_outboundcall"
 
 
 def _position(request: HttpRequest) -> dict:
-    """The validated `cursor` and `after` parameters; 400 when either is not an id we could have sent."""
+    """The validated `after` and `after_call` parameters; 400 when either is not an id we could have sent."""
     form = filters.PositionForm(request.GET)
     if not form.is_valid():
         raise BadRequest(f"Bad list position: {form.errors.as_text()}")
     return form.cleaned_data
+
+
+def _filter_form(request: HttpRequest) -> filters.EventFilterForm:
+    return filters.EventFilterForm(request.GET or None, with_calls=request.user.has_perm(VIEW_CALLS))
 
 
 def _strict_filters(form: filters.EventFilterForm) -> dict:
@@ -49,9 +53,11 @@ def _strict_filters(form: filters.EventFilterForm) -> dict:
 
 
 def _log_for(request: HttpRequest, applied: dict) -> selectors.LogQuery:
-    """The log for the applied filters; outbound calls also need the right to see calls."""
-    log = selectors.build_log_query(applied)
-    if log.kind == filters.KIND_OUTBOUND and not request.user.has_perm(VIEW_CALLS):
+    """The log for the applied filters; outbound calls also need the right to see calls (without
+    it, "All directions" lists the inbound rows only)."""
+    with_calls = request.user.has_perm(VIEW_CALLS)
+    log = selectors.build_log_query(applied, with_calls=with_calls)
+    if log.kind == filters.KIND_OUTBOUND and not with_calls:
         raise PermissionDenied
     return log
 
@@ -59,12 +65,18 @@ def _log_for(request: HttpRequest, applied: dict) -> selectors.LogQuery:
 @require_GET
 @require_perm(VIEW)
 def event_list(request: HttpRequest) -> HttpResponse:
-    form = filters.EventFilterForm(request.GET or None)
-    position = _position(request)
+    form = _filter_form(request)
     applied = form.filters()
     log = _log_for(request, applied)
-    cursor = position["cursor"]
-    page = keyset_page(log.queryset, cursor=str(cursor) if cursor else None)
+    # Each list checks its own cursor (an id, or a position in both streams): 400 if not one we sent.
+    cursor = request.GET.get("cursor") or None
+    if log.kind == filters.KIND_MIXED:
+        page = selectors.mixed_page(log, cursor, per_page=selectors.PAGE_SIZE)
+        newest = page.newest
+    else:
+        page = keyset_page(log.queryset, cursor=cursor, per_page=selectors.PAGE_SIZE)
+        # The live poll asks for rows above the newest one shown (0 when none matched yet).
+        newest = {log.kind: page.rows[0].pk if page.rows else 0}
     query = form.query_string()
     also = _also_blocks(log, query) if page.first_page else []
     selectors.mark_out_of_order([*page.rows, *(row for block in also for row in block["rows"])])
@@ -74,14 +86,23 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": query,
         "also": also,
-        # The live poll asks for rows above the newest one shown (0 when none matched yet).
-        "newest_id": page.rows[0].pk if page.rows else 0,
-        "topics": filters.topic_suggestions(applied.get("direction", "")),
+        **_poll_positions(log, newest),
+        # Topics, and operations too where calls may be listed.
+        "topics": filters.topic_suggestions(
+            applied.get("direction") or ("" if request.user.has_perm(VIEW_CALLS) else filters.INBOUND)
+        ),
         "saved_views": SavedView.objects.filter(user=request.user),
     }
     if request.htmx and cursor:
         return render(request, "integrations/events/_rows.html", context)
     return render(request, "integrations/events/list.html", context)
+
+
+def _poll_positions(log: selectors.LogQuery, newest: dict[str, int]) -> dict[str, int]:
+    """`newest_id` (events, or the one kind listed) and, for both directions, `newest_call_id`."""
+    if log.kind == filters.KIND_MIXED:
+        return {"newest_id": newest[filters.KIND_EVENTS], "newest_call_id": newest[filters.KIND_OUTBOUND]}
+    return {"newest_id": newest[log.kind]}
 
 
 def _also_blocks(log: selectors.LogQuery, query: str) -> list[dict]:
@@ -105,12 +126,18 @@ def _also_blocks(log: selectors.LogQuery, query: str) -> list[dict]:
 @require_perm(VIEW)
 def event_poll(request: HttpRequest) -> HttpResponse:
     """Rows newer than `after` that match the filters, with the poller that asks for the next ones."""
-    form = filters.EventFilterForm(request.GET or None)
+    form = _filter_form(request)
     log = _log_for(request, _strict_filters(form))
-    after = _position(request)["after"] or 0
-    rows = selectors.newer_rows(log, after)
+    position = _position(request)
+    after, after_call = position["after"] or 0, position["after_call"] or 0
+    rows = selectors.newer_rows(log, after, after_call)
     selectors.mark_out_of_order(rows)
-    context = {"log": log, "rows": rows, "query": form.query_string(), "newest_id": rows[0].pk if rows else after}
+    if log.kind == filters.KIND_MIXED:
+        since = {filters.KIND_EVENTS: after, filters.KIND_OUTBOUND: after_call}
+    else:
+        since = {log.kind: after}
+    newest = selectors.newest_ids(rows, log, since)
+    context = {"log": log, "rows": rows, "query": form.query_string(), **_poll_positions(log, newest)}
     return render(request, "integrations/events/_poll.html", context)
 
 
@@ -124,13 +151,13 @@ class _Echo:
 @require_GET
 @require_perm(VIEW)
 def event_export(request: HttpRequest) -> StreamingHttpResponse:
-    form = filters.EventFilterForm(request.GET or None)
+    form = _filter_form(request)
     # An export without the filter that was asked for would be a different (larger) file: refuse.
     log = _log_for(request, _strict_filters(form))
     writer = csv.writer(_Echo())
     lines = (writer.writerow(row) for row in export.export_rows(log))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    name = "outbound-calls" if log.kind == filters.KIND_OUTBOUND else "events"
+    name = {filters.KIND_OUTBOUND: "outbound-calls", filters.KIND_MIXED: "events-and-calls"}.get(log.kind, "events")
     filename = f"{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -193,3 +193,76 @@ def test_pages_have_a_favicon_and_no_missing_files(support_page):
         response = page.request.get(href)
         assert response.status == 200 and "svg" in response.headers["content-type"], href
     assert missing == []
+
+
+def test_all_directions_lists_webhooks_and_calls_and_both_arrive_live(support_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import OutboundCallFactory
+
+    page = support_page
+    shop = ShopFactory(domain="both-ways.myshopify.com")
+    now = timezone.now()
+    older_call = OutboundCallFactory(shop=shop, target_label="#4001", created_at=now - timedelta(minutes=3))
+    event = EventFactory(shop=shop, topic="orders/paid", received_at=now - timedelta(minutes=2))
+    page.goto("/events/")
+    rows = page.locator("#log-rows tr.log-row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_id(f"event-{event.pk}")
+    expect(rows.nth(1)).to_have_id(f"call-{older_call.pk}")
+    expect(rows.nth(0).locator(".dir")).to_have_text("IN ← webhook")
+    expect(rows.nth(1).locator(".dir")).to_have_text("OUT → Shopify")
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+
+    new_call = OutboundCallFactory(shop=shop, target_label="#4002")
+    new_event = EventFactory(shop=shop, topic="orders/updated")
+    expect(page.locator(f"#event-{new_event.pk}")).to_be_visible(timeout=15_000)  # the page polls every 5 s
+    expect(rows).to_have_count(4)
+    expect(rows.nth(0)).to_have_id(f"event-{new_event.pk}")
+    expect(rows.nth(1)).to_have_id(f"call-{new_call.pk}")
+    expect(rows.nth(1)).to_contain_text("#4002")
+    assert page.evaluate("window.__same_page") is True
+
+
+def test_older_rows_of_both_directions_load_in_place_once_each(support_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import OutboundCallFactory
+
+    page = support_page
+    shops = [ShopFactory(domain=f"a-rather-long-merchant-store-name-number-{n}.myshopify.com") for n in range(3)]
+    now = timezone.now()
+    for i in range(30):
+        EventFactory(
+            shop=shops[i % 3],
+            webhook_id=f"{i:08x}-bdd9-4b37-8a5f-bf7d70bcd043",
+            topic=["inventory_levels/update", "orders/create", "customers/data_request"][i % 3],
+            status=list(Event.Status.values)[i % 6],
+            resource_label=f"#{100000 + i}",
+            received_at=now - timedelta(minutes=2 * i),
+        )
+        OutboundCallFactory(
+            shop=shops[i % 3],
+            operation=["inventory.set", "customer.add_tags", "order.add_tags"][i % 3],
+            status=["failed", "waiting", "succeeded"][i % 3],
+            classification="non_retryable" if i % 3 == 0 else None,
+            target_label=f"SKU-WINTER-HAT-{i:04d}",
+            created_at=now - timedelta(minutes=2 * i + 1),
+        )
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto("/events/")
+    rows = page.locator("#log-rows tr.log-row")
+    expect(rows).to_have_count(50)
+    heights = rows.evaluate_all("rows => rows.map(r => r.getBoundingClientRect().height)")
+    assert max(heights) < 40, heights  # one line each, webhooks and calls alike
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], width  # no sideways scrolling
+    page.get_by_role("link", name="Older").click()
+    expect(rows).to_have_count(60)
+    ids = rows.evaluate_all("rows => rows.map(r => r.id)")
+    assert len(set(ids)) == 60 and ids[-1].startswith("call-")
+    expect(page.get_by_role("link", name="Older")).to_have_count(0)

@@ -114,3 +114,20 @@ def test_find_a_failed_call_and_read_its_tries_and_next_step(support_page):
     expect(page.get_by_role("status")).to_contain_text("Queued again with the same idempotency key")
     call.refresh_from_db()
     assert call.status == Status.QUEUED
+
+
+def test_an_echo_in_the_event_log_leads_to_its_call(support_page):
+    page = support_page
+    shop = ShopFactory(domain="echo-north.myshopify.com")
+    call = OutboundCallFactory(shop=shop, status=Status.SUCCEEDED, target_label="#7101")
+    echo = EventFactory(shop=shop, topic="orders/updated", echo_of=call, resource_label="#7101")
+
+    page.goto("/events/")
+    row = page.locator(f"#event-{echo.pk}")
+    expect(row.locator(".dir")).to_have_text("IN ← webhook")
+    marker = row.get_by_role("link", name=f"echo of call #{call.pk}")
+    expect(marker).to_be_visible()
+    expect(page.locator(f"#call-{call.pk} .dir")).to_have_text("OUT → Shopify")  # the call is listed too
+    marker.click()
+    page.wait_for_url(re.compile(rf"/outbound/{call.pk}/$"))
+    expect(page.get_by_role("region", name="Where it stands")).to_contain_text("Succeeded")

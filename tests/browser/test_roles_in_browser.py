@@ -9,9 +9,9 @@ from tests.factories import ShopFactory, UserFactory
 pytestmark = pytest.mark.browser
 
 EXPECTED_NAV = {
-    roles.SUPPORT: ["Dashboard", "Events", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
+    roles.SUPPORT: ["Dashboard", "Events", "Outbound", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
     roles.CUSTOMER_SERVICE: ["Dashboard", "Status board"],
-    roles.ADMIN: ["Dashboard", "Events", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
+    roles.ADMIN: ["Dashboard", "Events", "Outbound", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
 }
 
 

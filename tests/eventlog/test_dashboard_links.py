@@ -42,17 +42,25 @@ def failed_task(n: int = 0, **fields) -> Task:
 
 
 def test_event_figures_link_to_their_lists(client, support_user):
+    from tests.factories import OutboundCallFactory
+
     now = timezone.now()
     EventFactory(status="queued")
     EventFactory(status="claimed")
     EventFactory(status="retry_wait")
-    EventFactory(status="failed")
+    failed = EventFactory(status="failed")
+    # Calls in the statuses webhooks have too: the inbound figures' lists leave them out.
+    OutboundCallFactory(status="queued")
+    OutboundCallFactory(status="failed", shop=failed.shop)
     DeliveryFactory(event=None, received_at=now - timedelta(minutes=10))
     DeliveryFactory(event=None, received_at=now - timedelta(hours=5))
     client.force_login(support_user)
     html = client.get(reverse("dashboard")).content.decode()
-    for status in ("queued", "claimed", "retry_wait"):
+    for status in ("claimed", "retry_wait"):
         assert f'<a href="/events/?status={status}">1</a>' in html
+    queued = re.search(r'<a href="(/events/\?direction=inbound&amp;status=queued)">1</a>', html).group(1)
+    listed = client.get(queued.replace("&amp;", "&"))
+    assert listed.context["log"].kind == "events" and len(listed.context["page"].rows) == 1
     rejected = re.findall(r'<a href="(/events/\?status=rejected&amp;received_from=[^"]+)">(\d+)</a>', html)
     assert [n for _, n in rejected] == ["1", "2"]  # last hour, last 24 h
     for href, n in rejected:
@@ -62,8 +70,11 @@ def test_event_figures_link_to_their_lists(client, support_user):
     legend = links(html)
     assert "failed 1" in legend
     params = parse_qs(urlsplit(legend["failed 1"]).query)
-    assert params["status"] == ["failed"] and params["received_from"]
-    assert len(client.get(legend["failed 1"]).context["page"].rows) == 1
+    assert params["status"] == ["failed"] and params["received_from"] and params["direction"] == ["inbound"]
+    assert client.get(legend["failed 1"]).context["page"].rows == [failed]
+    shop_link = links(html)[failed.shop.domain]
+    assert parse_qs(urlsplit(shop_link).query)["direction"] == ["inbound"]
+    assert client.get(shop_link).context["page"].rows == [failed]
 
 
 def test_failed_tasks_on_the_dashboard_link_to_their_page(client, admin_user):

@@ -93,22 +93,29 @@ def test_non_ascii_digits_are_text_not_numbers(support, q, status):
 
 
 @pytest.mark.parametrize("value", [*INTEGERS, "0"])
-def test_a_bad_cursor_is_400(support, value):
+@pytest.mark.parametrize("direction", ["", "inbound", "outbound"])
+def test_a_bad_cursor_is_400(support, value, direction):
     for headers in ({}, {"HX-Request": "true"}):
-        response = support.get(LIST, {"cursor": value}, headers=headers)
+        response = support.get(LIST, {"cursor": value, "direction": direction}, headers=headers)
         assert response.status_code == 400, (value, response.status_code)
 
 
 @pytest.mark.parametrize("value", INTEGERS)
 def test_a_bad_poll_position_is_400(support, value):
     assert support.get(POLL, {"after": value}).status_code == 400
+    assert support.get(POLL, {"after": "0", "after_call": value}).status_code == 400
 
 
 def test_good_positions_still_work(support, rows):
-    assert support.get(LIST, {"cursor": str(2**63 - 1)}).status_code == 200
+    # A list of one kind pages by id; both directions by a position in each (test_both_directions.py).
+    for direction in ("inbound", "outbound"):
+        assert support.get(LIST, {"direction": direction, "cursor": str(2**63 - 1)}).status_code == 200
+    assert support.get(LIST, {"status": "rejected", "cursor": str(2**63 - 1)}).status_code == 200
+    assert support.get(LIST, {"cursor": "i1.1_o1.1"}).status_code == 200
     assert support.get(LIST, {"cursor": ""}).status_code == 200
     assert support.get(POLL, {"after": "0"}).status_code == 200
     assert support.get(POLL, {"after": str(2**63 - 1)}).status_code == 200
+    assert support.get(POLL, {"after": "0", "after_call": str(2**63 - 1)}).status_code == 200
 
 
 @pytest.mark.parametrize("value", DATES)

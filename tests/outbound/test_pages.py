@@ -120,11 +120,15 @@ def test_outbound_log_lists_calls_with_their_badge_and_inbound_keeps_its_own(sup
     assert "#1001" in first_row and "pill-paused" not in first_row and "Live" in first_row and "Job" in first_row
     assert 'datetime="' in first_row and 'class="rel"' in first_row  # absolute beside relative
 
-    inbound = support.get(LIST)
+    inbound = support.get(LIST, {"direction": "inbound"})
     assert events_shown(inbound) == [event.pk] and calls_shown(inbound) == []
     assert "IN ← webhook" in inbound.content.decode()
     assert "OUT → Shopify</span></td>" not in inbound.content.decode()
     assert "Outbound (API calls we make)" in inbound.content.decode()
+    # All directions: both kinds in one list, each with its badge.
+    both = support.get(LIST)
+    assert events_shown(both) == [event.pk] and calls_shown(both) == [second.pk, first.pk]
+    assert "OUT → Shopify</span></td>" in both.content.decode() and "IN ← webhook</span></td>" in both.content.decode()
 
 
 def test_rejected_rows_carry_the_in_badge(support):
@@ -172,10 +176,12 @@ def test_failed_means_failed_in_both_directions(support):
     call = failed_call()
     OutboundCallFactory(status=Status.SUCCEEDED)
 
-    inbound = support.get(LIST, {"status": "failed"})
+    inbound = support.get(LIST, {"direction": "inbound", "status": "failed"})
     assert events_shown(inbound) == [event.pk] and calls_shown(inbound) == []
     outbound = support.get(LIST, {**OUT, "status": "failed"})
     assert calls_shown(outbound) == [call.pk] and events_shown(outbound) == []
+    both = support.get(LIST, {"status": "failed"})
+    assert events_shown(both) == [event.pk] and calls_shown(both) == [call.pk]
 
 
 def test_a_status_only_calls_have_picks_the_outbound_direction(support):
@@ -548,7 +554,7 @@ def test_send_again_with_a_reason_queues_the_call_and_audits_it(support, support
     assert call.status == Status.QUEUED
     entry = AuditEntry.objects.get(verb="outbound.send_again")
     assert entry.actor == support_user and entry.reason == "merchant approved the write_orders scope"
-    assert entry.target_id == str(call.pk) and entry.before == {"status": "failed"}
+    assert entry.target_id == str(call.pk) and entry.before["status"] == "failed"
     # Only a failed call can be sent again.
     html = support.post(url, {"reason": "again"}, follow=True).content.decode()
     assert "Not sent again: the call is queued now, not failed." in html
@@ -665,21 +671,30 @@ def test_event_page_without_calls_or_echo(support):
 # --- Shop page ------------------------------------------------------------------------------
 
 
-def test_shop_page_counts_calls_by_status_and_offers_pause(support, client, viewer, admin_user):
+def test_shop_page_counts_unfinished_calls_and_recent_failures_and_offers_pause(support, client, viewer, admin_user):
     shop = ShopFactory()
     failed_call(shop=shop)
     failed_call(shop=shop)
+    failed_call(shop=shop, created_at=timezone.now() - timedelta(days=2))  # failed, but not in the last 24 h
+    OutboundCallFactory(shop=shop, status=Status.SUCCEEDED)  # finished: not counted
     OutboundCallFactory(shop=shop)
     OutboundCallFactory()  # another shop
     url = reverse("integrations:shop_detail", args=[shop.pk])
     html = support.get(url).content.decode()
     counts = html.split('class="stats call-counts"')[1].split("</dl>")[0]
-    assert re.search(r"<dt>Failed</dt><dd class=\"bad\"><a href=\"[^\"]*status=failed\">2</a>", counts)
+    assert "Succeeded" not in counts and "failed in the last 24 hours" in html
+    failed = re.search(r"<dt>Failed \(24 h\)</dt><dd class=\"bad\"><a href=\"([^\"]*status=failed)\">2</a>", counts)
+    assert failed and "received_from=" in failed.group(1)
     assert re.search(r"<dt>Queued</dt><dd><a href=\"[^\"]*status=queued\">1</a>", counts)
+    labels = ["Queued", "Held: shop paused", "Waiting to retry", "Being sent", "Failed (24 h)"]
+    assert re.findall(r"<dt>([^<]+)</dt>", counts) == labels
+    # The figure's link lists the calls it counts.
+    listed = support.get(failed.group(1).replace("&amp;", "&"))
+    assert not listed.context["form"].errors and len(calls_shown(listed)) == 2
     log_link = f"{LIST}?direction=outbound&amp;shop={shop.domain}"
     assert f'href="{log_link}"' in html
     listed = support.get(LIST, {**OUT, "shop": shop.domain})
-    assert len(calls_shown(listed)) == 3
+    assert len(calls_shown(listed)) == 5
     assert f'action="{reverse("outbound:pause", args=[shop.pk])}"' in html
     assert reverse("outbound:resume", args=[shop.pk]) not in html
 
@@ -714,5 +729,6 @@ def test_dashboard_counts_outbound_failures_apart_and_links_to_them(support):
     assert waiting.group(2) == "1"
     assert len(calls_shown(support.get(waiting.group(1).replace("&amp;", "&")))) == 1
     assert "held.myshopify.com" in card
-    # The inbound figures still count only webhooks.
+    # The inbound figures still count only webhooks, and their lists list only webhooks.
     assert '<a href="/events/?status=retry_wait">0</a>' in html
+    assert '<a href="/events/?direction=inbound&amp;status=queued">0</a>' in html
