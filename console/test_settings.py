@@ -36,3 +36,5 @@ WHITENOISE_USE_FINDERS = True
 # Live-server request threads must not keep connections open past the request, or PostgreSQL
 # refuses to drop the test database at the end of the run.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# No outbound sender threads in the test process: tests that send run a Sender themselves.
+OUTBOUND_SENDER_THREADS = 0

@@ -118,6 +118,7 @@ def test_retention_of_zero_keeps_rejected_deliveries(settings):
 
 def test_the_once_a_minute_schedule_purges(settings):
     settings.EVENT_PUMP_THREADS = 0  # no pump thread in a test
+    settings.OUTBOUND_SENDER_THREADS = 0  # nor a sender
     settings.WEBHOOK_REJECTED_RETENTION_DAYS = 1
     DeliveryFactory(event=None, received_at=timezone.now() - timedelta(days=2))
     tasks.ensure_pump()
