@@ -26,6 +26,13 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "integrations.view_outboundcall",
     "integrations.view_outboundattempt",
     "integrations.send_outbound",
+    # API health: read the checks, holds, gaps, notices and ownership (running a check is a read).
+    "integrations.view_healthcheck",
+    "integrations.view_outboundhold",
+    "integrations.view_subscriptiongap",
+    "integrations.view_apinotice",
+    "integrations.view_ownershiprule",
+    "integrations.view_ownershipdrift",
     "incidents.view_incident",
     "incidents.add_incident",
     "incidents.change_incident",
@@ -40,6 +47,8 @@ _ADMIN = _SUPPORT | {
     "axes.view_accessattempt",
     "axes.delete_accessattempt",
     "integrations.export_privacy_data",
+    # Who owns which data; override one non-owner write (audited).
+    "integrations.manage_ownership",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

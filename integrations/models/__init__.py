@@ -5,10 +5,19 @@
 - work: Job, Attempt, WorkerHeartbeat
 - platform: the demo platform's records (orders, products, variants, inventory, customers)
 - outbound: OutboundCall, OutboundAttempt, ShopThrottle
+- health: HealthCheck, OutboundHold, SubscriptionGap, ApiNotice, OwnershipRule, OwnershipDrift
 - privacy: PrivacyRequest
 - triage: triage history and saved views
 """
 
+from integrations.models.health import (
+    ApiNotice,
+    HealthCheck,
+    OutboundHold,
+    OwnershipDrift,
+    OwnershipRule,
+    SubscriptionGap,
+)
 from integrations.models.inbound import Delivery, Event, webhook_id_match
 from integrations.models.outbound import OutboundAttempt, OutboundCall, ShopThrottle
 from integrations.models.platform import (
@@ -27,15 +36,20 @@ from integrations.models.work import Attempt, Job, WorkerHeartbeat
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "ApiNotice",
     "Attempt",
     "Delivery",
     "Event",
     "EventHistory",
     "FulfillmentNotification",
+    "HealthCheck",
     "InvalidTransition",
     "Job",
     "OutboundAttempt",
     "OutboundCall",
+    "OutboundHold",
+    "OwnershipDrift",
+    "OwnershipRule",
     "PlatformCustomer",
     "PlatformInventoryLevel",
     "PlatformOrder",
@@ -47,6 +61,7 @@ __all__ = [
     "Shop",
     "ShopThrottle",
     "StateMachine",
+    "SubscriptionGap",
     "WorkerHeartbeat",
     "api_version_validator",
     "shop_domain_validator",

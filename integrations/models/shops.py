@@ -40,6 +40,15 @@ class Shop(models.Model):
     previous_webhook_secret = models.CharField(max_length=255, blank=True)
     previous_secret_retire_at = models.DateTimeField(null=True, blank=True)
     access_token = models.CharField(max_length=255, blank=True)
+    # Expiring offline tokens (refreshed before they expire; see integrations.shops.tokens).
+    client_id = models.CharField(max_length=255, blank=True, help_text="The app's client id, to refresh tokens.")
+    refresh_token = models.CharField(max_length=255, blank=True)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    token_refreshed_at = models.DateTimeField(null=True, blank=True)
+    token_problem = models.TextField(blank=True, help_text="Why the token cannot be used or refreshed, if so.")
+    # The version Shopify last answered with (X-Shopify-API-Version), which may differ from api_version.
+    answered_api_version = models.CharField(max_length=16, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.INSTALLED)
     # When the app was last uninstalled or reinstalled (Shopify's time for the event that did it), so
     # an uninstall that arrives late, or is replayed, after a reinstall changes nothing.
@@ -85,3 +94,7 @@ class Shop(models.Model):
     @property
     def access_token_masked(self) -> str:
         return mask_secret(self.access_token)
+
+    @property
+    def refresh_token_masked(self) -> str:
+        return mask_secret(self.refresh_token)
