@@ -155,6 +155,10 @@ WEBHOOK_REJECTED_BODY_PREFIX_BYTES = env.int("WEBHOOK_REJECTED_BODY_PREFIX_BYTES
 # Rejected deliveries (requests that never became an Event) are deleted after this many days by
 # the worker's once-a-minute schedule, in small batches; 0 keeps them forever.
 WEBHOOK_REJECTED_RETENTION_DAYS = env.int("WEBHOOK_REJECTED_RETENTION_DAYS", default=14)
+# The public address of this console's receiver (`POST /webhooks/shopify`): where a re-subscribe
+# (integrations.shops.subscriptions) asks Shopify to send a topic again. The default suits the
+# development stack and its simulator; production sets its HTTPS address.
+CONSOLE_WEBHOOK_URL = env.str("CONSOLE_WEBHOOK_URL", default="http://127.0.0.1:8000/webhooks/shopify")
 # Event processing. Every qcluster worker process runs EVENT_PUMP_THREADS pumps (0: none, e.g. a
 # cluster kept for other tasks); each claims EVENT_BATCH_SIZE events at a time. A pump that has
 # not beaten its heartbeat for EVENT_CLAIM_LEASE_SECONDS is taken for dead and its claims go back

@@ -5,7 +5,9 @@ pump in a thread when it spawns (`start_worker_pump`, connected to django-q2's p
 pumps scale with worker processes, clusters and machines, and the receiver never enqueues
 anything per webhook. The once-a-minute `ensure_pump` schedule restarts a pump thread that died,
 gives back the claims of pumps that stopped (on any machine), forgets long-dead pumps, and
-deletes rejected deliveries past WEBHOOK_REJECTED_RETENTION_DAYS.
+deletes rejected deliveries past WEBHOOK_REJECTED_RETENTION_DAYS. The 15-minute
+`check_shops_health` schedule refreshes expiring access tokens and checks each shop's scopes and
+API version.
 """
 
 import logging
@@ -78,6 +80,41 @@ def ensure_pump() -> None:
     recover_lost_claims()
     WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - FORGET_PUMPS_AFTER).delete()
     purge_rejected_deliveries()
+
+
+def check_shops_health() -> dict:
+    """Scheduled every 15 minutes: refresh the access tokens about to expire, then check every
+    installed shop that has a token: its granted scopes (opening and clearing scope holds), its
+    API version and its webhook subscriptions (opening and closing gaps). Each check is recorded as a HealthCheck row; a shop whose check fails is logged
+    and skipped, never stopping the others. Returns {"refreshed", "refresh_failed", "checked",
+    "with_problems", "errors"} (counts)."""
+    from integrations.models import Shop
+    from integrations.shops.scopes import check_scopes
+    from integrations.shops.subscriptions import check_subscriptions
+    from integrations.shops.tokens import refresh_expiring_tokens
+    from integrations.shops.versions import check_version
+
+    refreshed = refresh_expiring_tokens()
+    summary = {
+        "refreshed": sum(1 for item in refreshed if item["ok"]),
+        "refresh_failed": sum(1 for item in refreshed if not item["ok"]),
+        "checked": 0,
+        "with_problems": 0,
+        "errors": 0,
+    }
+    for shop in Shop.objects.filter(state=Shop.State.INSTALLED).exclude(access_token="").order_by("pk"):
+        try:
+            scopes = check_scopes(shop, triggered_by="schedule")
+            version = check_version(shop, triggered_by="schedule")
+            subscriptions = check_subscriptions(shop, triggered_by="schedule")
+        except Exception:
+            logger.exception("health check of %s failed", shop.domain)
+            summary["errors"] += 1
+            continue
+        summary["checked"] += 1
+        if not scopes["ok"] or version["warnings"] or not subscriptions["ok"]:
+            summary["with_problems"] += 1
+    return summary
 
 
 def pump_events(run_seconds: float | None = None, hand_over: bool = False) -> int:

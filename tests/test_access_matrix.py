@@ -32,6 +32,11 @@ ACCESS = {
     "integrations:shop_detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "integrations:shop_create": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_edit": {ANON: LOGIN, S: 403, CS: 403, A: 200},
+    "integrations:ownership": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # POST (change an owner): admins
+    "integrations:drift": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "integrations:shop_health": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "integrations:shop_health_check": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "integrations:shop_resubscribe": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "integrations:shop_reinstall": {ANON: LOGIN, S: 405, CS: 405, A: 405},
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_retire_secret": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
@@ -65,6 +70,9 @@ ACCESS = {
 ACTIONS = {
     "integrations:shop_create": {S: 403, CS: 403},
     "integrations:shop_edit": {S: 403, CS: 403},
+    "integrations:ownership": {S: 403, CS: 403},
+    "integrations:shop_resubscribe": {CS: 403},
+    "integrations:shop_health_check": {CS: 403},
     "integrations:shop_reinstall": {S: 403, CS: 403},
     "integrations:shop_secrets": {S: 403, CS: 403},
     "integrations:shop_retire_secret": {S: 403, CS: 403},
@@ -122,6 +130,10 @@ def url_for(db, admin_user):
         },
         "integrations:shop_detail": {"pk": shop.pk},
         "integrations:shop_edit": {"pk": shop.pk},
+        "integrations:ownership": {"pk": shop.pk},
+        "integrations:shop_health": {"pk": shop.pk},
+        "integrations:shop_health_check": {"pk": shop.pk},
+        "integrations:shop_resubscribe": {"pk": shop.pk},
         "integrations:shop_reinstall": {"pk": shop.pk},
         "privacy:export": {"pk": privacy.pk},
         "integrations:shop_secrets": {"pk": shop.pk},

@@ -33,6 +33,7 @@ def _echo_note(event: Event) -> str | None:
         "The call's key is the order and the tag, so a replay finds the existing call instead of tagging again; "
         "echoes of our own tag are skipped."
     ),
+    scopes=("write_orders",),
 )
 def tag_notified_order(event: Event, payload: dict) -> str:
     """Tag an order in Shopify once the fulfillment queue was told about it."""
@@ -66,6 +67,7 @@ def tag_notified_order(event: Event, payload: dict) -> str:
     decision=always(
         "The call's key is the customer and the tag, so a customer is tagged at most once however often this runs."
     ),
+    scopes=("write_customers",),
 )
 def tag_buyer(event: Event, payload: dict) -> str:
     """Tag the customer of a paid order as a buyer in Shopify."""

@@ -1,6 +1,8 @@
 """The job registry: which jobs each topic runs, and each job's replay decision, in code.
 
-Every job is registered with `@job(name, decision=...)`. The decision is executable:
+Every job is registered with `@job(name, decision=..., scopes=...)`; `scopes` names the access
+scopes the job needs (to read the records its topic carries, or to write what it pushes), checked
+against what Shopify granted by `integrations.shops.scopes`. The decision is executable:
 `decision(event, job) -> Decision(run, reason)` says whether running the job again for this event
 is safe right now, and why, in words support can read. `always(reason)`, `never(reason)` and
 `conditional(reason, predicate)` build one; a job cannot be registered without. The replay issue
@@ -63,6 +65,7 @@ class JobType:
     run: Callable[[Event, dict], str]
     decision: ReplayDecision
     description: str
+    scopes: tuple[str, ...] = ()
 
     @property
     def replay(self) -> Replay:
@@ -76,12 +79,14 @@ class JobType:
 JOB_TYPES: dict[str, JobType] = {}
 
 
-def job(name: str, *, decision: ReplayDecision) -> Callable:
+def job(name: str, *, decision: ReplayDecision, scopes: tuple[str, ...] = ()) -> Callable:
     if not isinstance(decision, ReplayDecision):
         raise TypeError(f"job {name!r} needs a replay decision: always(...), never(...) or conditional(...)")
 
     def register(func: Callable[[Event, dict], str]) -> Callable[[Event, dict], str]:
-        JOB_TYPES[name] = JobType(name=name, run=func, decision=decision, description=(func.__doc__ or "").strip())
+        JOB_TYPES[name] = JobType(
+            name=name, run=func, decision=decision, description=(func.__doc__ or "").strip(), scopes=tuple(scopes)
+        )
         return func
 
     return register

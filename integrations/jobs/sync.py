@@ -1,26 +1,41 @@
 """Sync jobs: keep the platform's orders, products, variants, inventory levels and customers in
 step with Shopify, from the declared field maps (`fields`). Idempotent and order-safe: each record
 is one conditional upsert on Shopify's `updated_at` (`records`); the fulfillment notification is
-unique per order."""
+unique per order.
+
+Before the upsert, a webhook that is not an echo of our own call and would change a field the
+platform owns for the shop is noted as ownership drift (`ownership`): one indexed SELECT per
+event, and only for resources with platform-owned fields (products' titles and inventory levels
+by default); nothing at all for the other resources or for echoes."""
 
 from django.db import connection
 from django.utils import timezone
 
 from integrations.jobs.fields import CUSTOMER, INVENTORY_LEVEL, ORDER, PRODUCT, VARIANT, Resource
+from integrations.jobs.ownership import note_drift, watched_fields
 from integrations.jobs.records import Written, upsert_newer
 from integrations.jobs.registry import Decision, always, conditional, job
 from integrations.jobs.resources import shopify_time
 from integrations.models import Event, FulfillmentNotification, Job, PlatformCustomer
 
 
+def _row(resource: Resource, payload: dict, parent: dict | None, updated_at) -> tuple[dict, dict, object, str]:
+    """What one record's upsert writes: (key, values, updated_at, gid)."""
+    key, values = resource.key_of(payload), resource.values(payload, parent)
+    gid = values.get("gid") or payload.get("admin_graphql_api_id") or " ".join(f"{k}={v}" for k, v in key.items())
+    return key, values, updated_at or shopify_time(payload.get("updated_at")), str(gid)
+
+
+def _write(resource: Resource, event: Event, row: tuple) -> Written:
+    key, values, updated_at, _gid = row
+    return upsert_newer(resource, event=event, key=key, values=values, updated_at=updated_at)
+
+
 def sync_record(resource: Resource, event: Event, payload: dict, *, parent: dict | None = None, updated_at=None):
-    return upsert_newer(
-        resource,
-        event=event,
-        key=resource.key_of(payload),
-        values=resource.values(payload, parent),
-        updated_at=updated_at or shopify_time(payload.get("updated_at")),
-    )
+    row = _row(resource, payload, parent, updated_at)
+    if watched := watched_fields(event, resource):
+        note_drift(resource, event, [row], watched)
+    return _write(resource, event, row)
 
 
 @job(
@@ -29,6 +44,7 @@ def sync_record(resource: Resource, event: Event, payload: dict, *, parent: dict
         "Writes only when the event is newer than the stored order (updated_at), so a replay never "
         "duplicates or rolls back an order."
     ),
+    scopes=("read_orders",),
 )
 def sync_order(event: Event, payload: dict) -> str:
     """Keep the platform's copy of the order in step with Shopify (never its personal data again
@@ -50,6 +66,7 @@ def _fulfillment_insert_sql() -> str:
         "At most one notification per order is ever sent: a database constraint refuses a second, so "
         "replaying a paid order is harmless."
     ),
+    scopes=("read_orders",),
 )
 def notify_fulfillment(event: Event, payload: dict) -> str:
     """Tell the fulfillment queue that a paid order can be picked and shipped."""
@@ -72,20 +89,21 @@ def notify_fulfillment(event: Event, payload: dict) -> str:
 @job(
     "sync_product",
     decision=always("Product and each variant are written only when newer than what we hold (updated_at)."),
+    scopes=("read_products",),
 )
 def sync_product(event: Event, payload: dict) -> str:
     """Keep the product and its variants in step with Shopify."""
     product_updated = shopify_time(payload.get("updated_at"))
     result = sync_record(PRODUCT, event, payload, updated_at=product_updated)
+    rows = [
+        _row(VARIANT, variant, payload, shopify_time(variant.get("updated_at"), required=False) or product_updated)
+        for variant in payload.get("variants") or []
+    ]
+    if rows and (watched := watched_fields(event, VARIANT)):
+        note_drift(VARIANT, event, rows, watched)  # one SELECT for all the variants
     variants: dict[str, int] = {}
-    for variant in payload.get("variants") or []:
-        written = sync_record(
-            VARIANT,
-            event,
-            variant,
-            parent=payload,
-            updated_at=shopify_time(variant.get("updated_at"), required=False) or product_updated,
-        )
+    for row in rows:
+        written = _write(VARIANT, event, row)
         variants[written.outcome] = variants.get(written.outcome, 0) + 1
     if variants:
         return f"{result}; variants: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(variants.items()))
@@ -97,6 +115,7 @@ def sync_product(event: Event, payload: dict) -> str:
     decision=always(
         "An inventory level is set (not adjusted) and only when the event is newer, so replays cannot double-count stock."
     ),
+    scopes=("read_inventory",),
 )
 def sync_inventory_level(event: Event, payload: dict) -> str:
     """Keep the available quantity per item and location in step with Shopify."""
@@ -122,6 +141,7 @@ def _customer_not_redacted(event: Event, job: Job | None) -> Decision:
         "redacted customer.",
         _customer_not_redacted,
     ),
+    scopes=("read_customers",),
 )
 def sync_customer(event: Event, payload: dict) -> str:
     """Keep the customer record in step with Shopify (never after a redaction)."""

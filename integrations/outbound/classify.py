@@ -68,8 +68,9 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
     "locked": (False, "The store is locked by Shopify. Pause the shop's queue and contact Shopify support."),
     "missing_scope": (
         False,
-        "The app lacks a scope this call needs. Ask the merchant to approve the scope (API health shows granted "
-        "versus required), then send again.",
+        "The app lacks a scope this call needs. See the scope check on the shop's API health page (granted versus "
+        "required) and ask the merchant to approve it; the other calls needing the scope are held meanwhile and run "
+        "once a scope check finds it granted. Then send this one again.",
     ),
     "not_found": (
         False,
@@ -106,6 +107,15 @@ NEXT_STEPS: dict[str, tuple[bool, str]] = {
         "cause has cleared.",
     ),
 }
+
+
+# A 401 the sender could not cure by refreshing the token (the refresh failed, or the new token
+# was refused too): the shop's other calls are held by a token hold instead of failing one by one.
+TOKEN_HELD_NEXT_STEP = (
+    "The access token could not be refreshed, so the shop's other calls are held (not sent) until it has a "
+    "working one: see the token on the shop's API health page. Reinstall the app or set a new token, then send "
+    "this call again."
+)
 
 
 def verdict(kind: str, reason: str, **extra) -> Verdict:

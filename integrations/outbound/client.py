@@ -47,7 +47,8 @@ class Reply:
     duration_ms: int = 0
     request_id: str = ""
     retry_after: float | None = None
-    deprecation: str = ""
+    deprecation: str = ""  # X-Shopify-API-Deprecated-Reason: the deprecated things the request used
+    api_version: str = ""  # X-Shopify-API-Version: the version that answered
     call_limit: str = ""
     location: str = ""  # a redirect's target (never followed)
     excerpt: str = ""
@@ -62,6 +63,33 @@ class Reply:
     @property
     def data(self) -> dict:
         return (self.body or {}).get("data") or {} if isinstance(self.body, dict) else {}
+
+    def failure(self) -> str:
+        """Why this answer is not a usable one, in words ("" when it is): for reads and token
+        exchanges, which need no retry policy (the sender's calls go through `classify`)."""
+        if self.transport_error == "timeout":
+            return f"no answer in time ({self.error_message})"
+        if self.transport_error:
+            return f"could not reach Shopify ({self.error_message})"
+        status = self.http_status or 0
+        if status == 401:
+            return "HTTP 401: Shopify refused the access token (revoked, expired or wrong)"
+        if status != 200:
+            body = self.body
+            if isinstance(body, dict) and ("error" in body or "errors" in body):
+                error = body.get("error") or body.get("errors")
+                described = body.get("error_description")
+                detail = f"{error}: {described}" if described else str(error)
+            else:
+                detail = self.excerpt[:300] or "(empty body)"
+            return f"HTTP {status}: {detail}"[:1000]
+        if self.errors:
+            return "; ".join(
+                str(error.get("message", ""))
+                + (f" [{code}]" if (code := (error.get("extensions") or {}).get("code")) else "")
+                for error in self.errors
+            )[:1000]
+        return ""
 
 
 class AdminClient:
@@ -89,8 +117,20 @@ class AdminClient:
     def rest_get(self, path: str, *, params: dict | None = None, versioned: bool = True) -> Reply:
         return self._send("GET", self.url(path, versioned=versioned), params=params)
 
-    def _send(self, method: str, url: str, **kwargs) -> Reply:
-        headers = {"X-Shopify-Access-Token": self.shop.access_token, "Accept": "application/json"}
+    def exchange_token(self, **fields: str) -> Reply:
+        """`POST /admin/oauth/access_token` with these form fields (grant_type=refresh_token,
+        client_id, client_secret, refresh_token): Shopify's token endpoint, unversioned, sent
+        without the access token (it is the thing being replaced). The answer holds secrets, so
+        the Reply's excerpt is left empty; read them from `body`."""
+        body = json.dumps(fields)
+        reply = self._send("POST", self.url("oauth/access_token", versioned=False), data=body, with_token=False)
+        reply.excerpt = ""
+        return reply
+
+    def _send(self, method: str, url: str, *, with_token: bool = True, **kwargs) -> Reply:
+        headers = {"Accept": "application/json"}
+        if with_token:
+            headers["X-Shopify-Access-Token"] = self.shop.access_token
         if method == "POST":
             headers["Content-Type"] = "application/json"
         started = time.monotonic()
@@ -126,6 +166,7 @@ def _read_response(reply: Reply, response: requests.Response) -> None:
     reply.request_id = headers.get("X-Request-Id", "")[:100]
     reply.call_limit = headers.get("X-Shopify-Shop-Api-Call-Limit", "")[:20]
     reply.deprecation = headers.get("X-Shopify-API-Deprecated-Reason", "")[:2000]
+    reply.api_version = headers.get("X-Shopify-API-Version", "")[:16]
     reply.retry_after = _retry_after(headers.get("Retry-After"))
     reply.location = headers.get("Location", "")[:500]
     text = response.text
@@ -178,3 +219,35 @@ def _number(value) -> int | None:
 
 def _float(value) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass
+class Pages:
+    """Every node of a paginated GraphQL connection, or as many as came back before a failure."""
+
+    nodes: list[dict]
+    reply: Reply  # the last answer: the failing one when `complete` is False
+    complete: bool
+    pages: int
+
+
+def graphql_nodes(
+    client: AdminClient, document: str, connection: str, variables: dict | None = None, *, max_pages: int = 50
+) -> Pages:
+    """Read a whole connection page by page (a read: not an OutboundCall). `document` takes
+    `$after: String` and selects `nodes` and `pageInfo { hasNextPage endCursor }` on the top-level
+    field `connection`. Stops at the first answer without that connection (HTTP error, GraphQL
+    errors, THROTTLED: see `reply`), or after `max_pages` pages, with `complete` False."""
+    nodes: list[dict] = []
+    after = None
+    for number in range(1, max_pages + 1):
+        reply = client.graphql(document, {**(variables or {}), "after": after})
+        page = reply.data.get(connection)
+        if reply.transport_error or reply.http_status != 200 or reply.errors or not isinstance(page, dict):
+            return Pages(nodes, reply, complete=False, pages=number)
+        nodes.extend(node for node in page.get("nodes") or [] if isinstance(node, dict))
+        info = page.get("pageInfo") or {}
+        if not info.get("hasNextPage"):
+            return Pages(nodes, reply, complete=True, pages=number)
+        after = info.get("endCursor")
+    return Pages(nodes, reply, complete=False, pages=max_pages)

@@ -27,6 +27,7 @@ class Operation:
     idempotent: bool = False  # carries @idempotent(key:)
     expected_cost: int = 10
     rules: Callable[[dict], None] | None = None  # raises InvalidInput
+    scopes: tuple[str, ...] = ()  # the access scopes Shopify requires for the mutation
 
     def check(self, variables: dict) -> None:
         if not isinstance(variables, dict):
@@ -101,6 +102,7 @@ register(
         target=_inventory_target,
         idempotent=True,
         rules=_inventory_rules,
+        scopes=("write_inventory",),
     )
 )
 register(
@@ -116,6 +118,7 @@ register(
         describe="Add tags to an order",
         required=("id", "tags"),
         target=lambda variables: str(variables["id"]),
+        scopes=("write_orders",),
     )
 )
 register(
@@ -131,6 +134,7 @@ register(
         describe="Add tags to a customer",
         required=("id", "tags"),
         target=lambda variables: str(variables["id"]),
+        scopes=("write_customers",),
     )
 )
 register(
@@ -146,6 +150,7 @@ register(
         describe="Change a product's title, description or other content the platform owns",
         required=("product.id",),
         target=lambda variables: str(variables["product"]["id"]),
+        scopes=("write_products",),
     )
 )
 register(
@@ -161,6 +166,25 @@ register(
         describe="Change a customer's tags or note",
         required=("input.id",),
         target=lambda variables: str(variables["input"]["id"]),
+        scopes=("write_customers",),
+    )
+)
+
+register(
+    Operation(
+        name="webhook.subscribe",
+        mutation="webhookSubscriptionCreate",
+        document=(
+            "mutation WebhookSubscribe($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {"
+            " webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {"
+            " webhookSubscription { id topic uri createdAt updatedAt } userErrors { field message } } }"
+        ),
+        payload_key="webhookSubscription",
+        echo_topic="",  # no webhook reports a new subscription
+        describe="Subscribe the shop to a webhook topic again (integrations.shops.subscriptions.resubscribe)",
+        required=("topic", "webhookSubscription.uri"),
+        target=lambda variables: "",  # the shop itself; no record, so no per-record ordering
+        scopes=(),  # none of its own: Shopify delivers a topic only while its read scope is granted
     )
 )
 

@@ -8,7 +8,9 @@ senders never reorder writes to one record.
 
 import hashlib
 import json
+import operator
 import uuid
+from functools import reduce
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -85,6 +87,7 @@ def enqueue(
     label: str = "",
     by=None,
     origin_event=None,
+    override_reason: str | None = None,
 ) -> tuple[OutboundCall, bool]:
     """The call for this origin and intent: created (True), or the one already there (False).
 
@@ -92,6 +95,10 @@ def enqueue(
     is recorded as failed with the reason, so the intent is not lost and nothing is sent."""
     op = get_operation(operation)
     op.check(variables)
+    # A write to data the platform does not own is refused unless an admin overrides it (audited).
+    from integrations.shops.ownership import check_write  # imports this module
+
+    check_write(shop, operation, variables, override_reason=override_reason, by=by)
     if len(json.dumps(variables)) > MAX_INPUT_BYTES:
         raise QueueError(f"the input is over {MAX_INPUT_BYTES // 1024} KB: split the change into several calls")
     if lane not in Lane.values:
@@ -154,6 +161,10 @@ def enqueue_for_event(
     Returns (call id, created)."""
     op = get_operation(operation)
     op.check(variables)
+    # Jobs push only what the platform owns; the shop's rules are cached per shop version (no query).
+    from integrations.shops.ownership import cached_rules, check_write  # imports this module
+
+    check_write(event.shop, operation, variables, rules=cached_rules(event.shop))
     shop = event.shop
     now = timezone.now()
     call = OutboundCall(
@@ -208,21 +219,48 @@ def _insert_unless_key_exists(call: OutboundCall) -> int | None:
     return row[0] if row else None
 
 
+def held_by_holds() -> Q | None:
+    """The calls an open OutboundHold keeps back, as a filter (None when nothing is held): every
+    call of a shop whose token cannot be refreshed, and the calls whose operation needs a scope
+    the shop is missing. One query on the few open holds (int_hold_open_idx)."""
+    from integrations.models import OutboundHold
+    from integrations.outbound.operations import OPERATIONS
+
+    token_shops: set[int] = set()
+    scope_ops: dict[int, set[str]] = {}
+    holds = OutboundHold.objects.filter(cleared_at__isnull=True).values_list("shop_id", "kind", "scope")
+    for shop_id, kind, scope in holds:
+        if kind == OutboundHold.Kind.TOKEN:
+            token_shops.add(shop_id)
+        elif operations := [name for name, op in OPERATIONS.items() if scope in op.scopes]:
+            scope_ops.setdefault(shop_id, set()).update(operations)
+    held = [Q(shop_id__in=sorted(token_shops))] if token_shops else []
+    held += [
+        Q(shop_id=shop_id, operation__in=sorted(operations))
+        for shop_id, operations in sorted(scope_ops.items())
+        if shop_id not in token_shops
+    ]
+    return reduce(operator.or_, held) if held else None
+
+
 def due_calls(now=None, limit: int = 20, exclude_shops: set[int] | frozenset = frozenset()):
-    """Calls a sender may take now, best first (leaving out `exclude_shops`)."""
+    """Calls a sender may take now, best first (leaving out `exclude_shops`, and the calls an
+    open hold keeps back: a missing scope or a token that cannot be refreshed)."""
     now = now or timezone.now()
     earlier_unfinished = OutboundCall.objects.filter(
         shop=OuterRef("shop"), target_gid=OuterRef("target_gid"), id__lt=OuterRef("id"), status__in=OutboundCall.ACTIVE
     )
-    return (
+    calls = (
         OutboundCall.objects.filter(status__in=[Status.QUEUED, Status.WAITING])
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(shop__queue_paused=False)
         .filter(Q(target_gid="") | ~Exists(earlier_unfinished))
         .exclude(shop_id__in=list(exclude_shops))
-        .order_by("priority", "id")
-        .select_related("shop")[:limit]
     )
+    held = held_by_holds()
+    if held is not None:
+        calls = calls.exclude(held)
+    return calls.order_by("priority", "id").select_related("shop")[:limit]
 
 
 def _counts(shop: Shop) -> dict:

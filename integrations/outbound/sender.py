@@ -7,6 +7,12 @@ so a report from Shopify always counts it as in flight. A try's outcome is writt
 sender still holds the claim; a sender that died mid-try leaves a running call whose claim
 expires after OUTBOUND_CLAIM_LEASE_SECONDS (longer than any request may take), and recovery puts
 it back in the queue: sent again with the same idempotency key, it cannot apply twice.
+
+Holds (`integrations.shops`): a 403 / ACCESS_DENIED opens a scope hold for the operation's scopes,
+so the other calls needing them wait instead of failing one by one; a 401 on a shop with a refresh
+token refreshes it once and sends the call again in the same send, and a refresh Shopify refuses
+opens a token hold that keeps all the shop's calls back. `due_calls` leaves held calls out. Every
+answer's `X-Shopify-API-Version` and deprecation notice is recorded (`versions.record_answer`).
 """
 
 import logging
@@ -23,18 +29,23 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from integrations.models import OutboundAttempt, OutboundCall, Shop
-from integrations.outbound.classify import NEXT_STEPS, RETRYABLE, Verdict, classify
+from integrations.outbound.classify import NEXT_STEPS, RETRYABLE, TOKEN_HELD_NEXT_STEP, Verdict, classify
+from integrations.outbound.classify import verdict as verdict_for
 from integrations.outbound.client import AdminClient, Reply
 from integrations.outbound.echo import link_early_echoes
 from integrations.outbound.operations import get_operation
 from integrations.outbound.queue import (
     due_calls,
+    held_by_holds,
     release_held_calls,
     shopify_idempotency_key,
     stop_calls_of_uninstalled_shop,
 )
 from integrations.outbound.throttle import throttle
 from integrations.processing.runner import worker_name
+from integrations.shops.scopes import open_scope_holds
+from integrations.shops.tokens import has_token_hold, hold_token, refresh_token_outcome
+from integrations.shops.versions import record_answer
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +143,9 @@ class Sender:
             if wait == 0:
                 sent += 1
                 continue
-            if not OutboundCall.objects.filter(status__in=[Status.QUEUED, Status.WAITING, Status.RUNNING]).exists():
+            unfinished = OutboundCall.objects.filter(status__in=[Status.QUEUED, Status.WAITING, Status.RUNNING])
+            held = held_by_holds()  # calls a missing scope or an unusable token holds wait for a person
+            if not (unfinished.exclude(held) if held is not None else unfinished).exists():
                 break
             time.sleep(min(wait, IDLE_SLEEP))
         return sent
@@ -183,12 +196,22 @@ class Sender:
         if operation.idempotent:
             variables["idempotencyKey"] = shopify_idempotency_key(call)
         started = timezone.now()
-        reply = AdminClient(call.shop).graphql(operation.document, variables)
-        verdict = classify(reply, operation)
-        throttle().report(call.shop_id, reply, call_id=call.pk, started=started.timestamp())
+        reply, verdict = self._request(call, operation, variables, started)
         # Numbered after every try on record, not the count this sender read: a sender that lost
         # its claim still records its try, and the next one must not collide with it.
         number = max(call.attempt_count, _last_try_number(call.pk)) + 1
+        if verdict.kind == "unauthorized" and call.shop.refresh_token:
+            reply, verdict, number, started = self._after_401(
+                call, operation, variables, reply, verdict, number, started
+            )
+        if verdict.kind == "missing_scope" and operation.scopes:
+            # The other calls needing the scope wait (held) instead of failing one by one; those
+            # that do not need it still run. A scope check that finds it granted releases them.
+            scopes = ", ".join(operation.scopes)
+            open_scope_holds(
+                call.shop, operation.scopes, reason=f"call {call.pk} ({call.operation}) was refused: {verdict.reason}"
+            )
+            verdict.next_step = f"Needs {scopes}. {verdict.next_step}"
         delay = retry_delay(number - call.retry_base, verdict, reply) if verdict.retryable else 0.0
         if verdict.throttled:
             throttle().block(call.shop_id, delay, throttled=True)
@@ -198,9 +221,79 @@ class Sender:
         self.sent += 1
         return verdict
 
-    def _write(self, call, operation, reply: Reply, verdict: Verdict, number: int, started, delay: float) -> None:
-        now = timezone.now()
-        attempt = OutboundAttempt(
+    def _request(self, call: OutboundCall, operation, variables: dict, started) -> tuple[Reply, Verdict]:
+        reply = AdminClient(call.shop).graphql(operation.document, variables)
+        throttle().report(call.shop_id, reply, call_id=call.pk, started=started.timestamp())
+        return reply, classify(reply, operation)
+
+    def _after_401(self, call, operation, variables, reply: Reply, first: Verdict, number: int, started):
+        """Shopify refused the token of a shop with a refresh token: refresh it once and send the
+        call again at once, in this send. Returns (reply, verdict, number, started) of the try to
+        record last. If the refresh is refused, or the new token is refused too, the call fails
+        (not retryable) with the reason and a token hold keeps the shop's other calls back: no
+        call tries again until the shop has a working token."""
+        state, message = self._renew_token(call)
+        if state == "passing":  # Shopify's token endpoint was briefly unavailable: try again later
+            later = verdict_for("server_error", f"{first.reason}; the token could not be refreshed for now ({message})")
+            return reply, later, number, started
+        if state == "held":  # another call found the token unusable meanwhile: wait with the others
+            held = Verdict(
+                succeeded=False,
+                classification=RETRYABLE,
+                kind="unauthorized",
+                reason=f"{first.reason}; held with the shop's other calls: {message}",
+                next_step=TOKEN_HELD_NEXT_STEP,
+            )
+            return reply, held, number, started
+        if state == "refused":
+            failed = verdict_for("unauthorized", f"{first.reason}: the token was revoked or expired, and {message}")
+            failed.next_step = TOKEN_HELD_NEXT_STEP
+            return reply, failed, number, started
+        # Keep the refused try on record (the call stays claimed), then send again.
+        self._record_try(
+            call, operation, reply, first, number, started, note=f"the token was refreshed ({message}); sent again"
+        )
+        started = timezone.now()
+        reply, again = self._request(call, operation, variables, started)
+        number += 1
+        if again.kind == "unauthorized":
+            problem = "Shopify refused the token it had just issued (HTTP 401 right after a refresh)"
+            Shop.objects.filter(pk=call.shop_id).update(token_problem=problem, updated_at=timezone.now())
+            hold_token(call.shop, reason=f"{problem}; seen on call {call.pk}")
+            again = verdict_for("unauthorized", f"{again.reason}: refused again right after refreshing the token")
+            again.next_step = TOKEN_HELD_NEXT_STEP
+        return reply, again, number, started
+
+    def _renew_token(self, call: OutboundCall) -> tuple[str, str]:
+        """A working token for the call's shop: refreshed now, or already by another sender since
+        this one read the shop. Returns (state, message): "ok", "passing" (the refresh failed for a
+        reason that may pass), "held" (a token hold is already open) or "refused"."""
+        refused_token = call.shop.access_token
+        fresh = call.shop = Shop.objects.get(pk=call.shop_id)
+        if has_token_hold(fresh):
+            return "held", fresh.token_problem or "the token cannot be refreshed"
+        if fresh.access_token != refused_token:
+            return "ok", "another sender refreshed it meanwhile"
+        ok, message, passing = refresh_token_outcome(
+            fresh, reason=f"HTTP 401 on outbound call {call.pk} ({call.operation})"
+        )
+        return ("ok" if ok else "passing" if passing else "refused"), message
+
+    def _record_try(self, call, operation, reply: Reply, verdict: Verdict, number: int, started, *, note: str) -> None:
+        """Record a try that is followed at once by another in the same send (the call stays running)."""
+        attempt = self._attempt(call, operation, reply, verdict, number, started)
+        attempt.outcome, attempt.message = OutboundAttempt.Outcome.RETRY, f"{verdict.reason}; {note}"[:2000]
+        attempt.classification = RETRYABLE
+        with transaction.atomic():
+            attempt.save()
+            OutboundCall.objects.filter(pk=call.pk, claimed_by=self.name).update(
+                attempt_count=Greatest(F("attempt_count"), number), first_sent_at=call.first_sent_at or started
+            )
+        call.attempt_count = max(call.attempt_count, number)
+        call.first_sent_at = call.first_sent_at or started
+
+    def _attempt(self, call, operation, reply: Reply, verdict: Verdict, number: int, started) -> OutboundAttempt:
+        return OutboundAttempt(
             call=call,
             number=number,
             started_at=started,
@@ -225,6 +318,10 @@ class Sender:
             message=verdict.reason[:2000],
             response_excerpt=reply.excerpt,
         )
+
+    def _write(self, call, operation, reply: Reply, verdict: Verdict, number: int, started, delay: float) -> None:
+        now = timezone.now()
+        attempt = self._attempt(call, operation, reply, verdict, number, started)
         common = {
             "claimed_by": "",
             "claimed_at": None,
@@ -290,6 +387,9 @@ class Sender:
                 common["attempt_count"] = attempt.number
         else:
             raise failure
+        # The version that answered (written only when it changed) and any deprecation Shopify
+        # reported (one statement, only when there is one): nothing more per call.
+        record_answer(call.shop, api_version=reply.api_version, deprecation=reply.deprecation, call_id=call.pk)
         if moved and target == Status.SUCCEEDED and changes["result_updated_at"] and call.target_gid:
             link_early_echoes(call, changes["result_updated_at"], sent_at=common["first_sent_at"])
         if not moved:

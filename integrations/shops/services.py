@@ -144,6 +144,12 @@ def set_access_token(*, by, shop: Shop, token: str, reason: str = "", request=No
         before = _snapshot(shop)
         shop.access_token = token
         _save_audited(shop, before, by=by, verb="shop.set_access_token", reason=reason, request=request)
+        # A new token is what a token hold waits for: the held calls may run again.
+        from integrations.shops.tokens import clear_token_hold
+
+        clear_token_hold(
+            shop, reason=f"a new access token was set: {reason}" if reason else "a new access token was set"
+        )
     return shop
 
 

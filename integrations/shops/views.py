@@ -153,3 +153,63 @@ def _render_secrets(request, shop: Shop, form, retire_form, status: int = 200) -
         "cache_seconds": f"{settings.WEBHOOK_SHOP_CACHE_SECONDS:g}",
     }
     return render(request, "integrations/shop_secrets.html", context, status=status)
+
+
+# --- API health ------------------------------------------------------------------------------------
+
+HEALTH_PERMS = ("integrations.view_shop", "integrations.view_healthcheck")
+
+
+@require_GET
+@require_perm(*HEALTH_PERMS)
+def shop_health(request: HttpRequest, pk: int) -> HttpResponse:
+    """Token, scopes, version, subscriptions, queue, throttle, errors, drift and the lifecycle
+    timeline, from what the last checks found (Check now asks Shopify again)."""
+    from integrations.shops.health import health_report, lifecycle_timeline
+
+    shop = get_object_or_404(Shop, pk=pk)
+    context = {
+        "shop": shop,
+        "report": health_report(shop),
+        "timeline": lifecycle_timeline(shop, limit=50),
+        "can_check": True,
+        "can_resubscribe": request.user.has_perm("integrations.send_outbound"),
+        "resubscribe_form": QueueReasonForm(),
+    }
+    return render(request, "integrations/shop_health.html", context)
+
+
+@require_POST
+@require_perm(*HEALTH_PERMS)
+def shop_health_check(request: HttpRequest, pk: int) -> HttpResponse:
+    from integrations.shops.health import run_checks
+
+    shop = get_object_or_404(Shop, pk=pk)
+    report = run_checks(shop, triggered_by=f"page:{request.user.get_username()}")
+    if report["problems"]:
+        messages.warning(request, f"Checked: {len(report['problems'])} problem(s) found.")
+    else:
+        messages.success(request, "Checked: no problems found.")
+    return redirect("integrations:shop_health", pk=shop.pk)
+
+
+@require_POST
+@require_perm(*HEALTH_PERMS, "integrations.send_outbound")
+def shop_resubscribe(request: HttpRequest, pk: int) -> HttpResponse:
+    from integrations.shops.subscriptions import EXPECTED_TOPICS, resubscribe
+
+    shop = get_object_or_404(Shop, pk=pk)
+    topic = request.POST.get("topic", "")
+    form = QueueReasonForm(request.POST)
+    if topic not in EXPECTED_TOPICS:
+        messages.error(request, f"Not re-subscribed: {topic!r} is not a topic this console subscribes to.")
+    elif not form.is_valid():
+        messages.error(request, "Not re-subscribed: say why (kept in the audit trail).")
+    else:
+        try:
+            outcome = resubscribe(shop, topic, by=request.user, reason=form.cleaned_data["reason"], request=request)
+        except ValueError as exc:
+            messages.error(request, f"Not re-subscribed: {exc}")
+        else:
+            messages.success(request, f"{topic}: {outcome}")
+    return redirect("integrations:shop_health", pk=shop.pk)

@@ -5,13 +5,15 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from graphql import GraphQLError, GraphQLResolveInfo
 from graphql.execution.values import get_directive_values
 
-from integrations.simulator.graphql_resolvers import Context, require_scope
+from integrations.simulator.graphql_resolvers import Context, require_scope, subscription_node
 from integrations.simulator.records import join_tags, parse_gid, rest_time, split_tags
 from integrations.simulator.store import (
+    TOPICS_BY_ENUM,
     Shop,
     decimal_money,
     validate_customer,
@@ -537,6 +539,44 @@ def _tags_change(add: bool) -> Callable:
     return resolve
 
 
+def _subscription_create(_root: Any, info: GraphQLResolveInfo, topic: str, webhookSubscription: dict) -> dict:
+    """An API-created HTTP subscription (JSON only). The topic's read scope is not checked here:
+    as for every subscription, a topic whose scope is missing is simply not delivered."""
+    shop: Shop = info.context.shop
+    name = "uri" if webhookSubscription.get("uri") is not None else "callbackUrl"
+    if name == "callbackUrl" and webhookSubscription.get("callbackUrl") is not None:
+        info.context.deprecations.add("WebhookSubscriptionInput.callbackUrl")
+    address = (webhookSubscription.get(name) or "").strip()
+    parts = urlsplit(address)
+    message = None
+    if not address:
+        message = "Address can't be blank"
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        message = "Address is invalid"
+    elif any(s.address == address for s in shop.active_subscriptions(TOPICS_BY_ENUM[topic])):
+        message = "Address for this topic has already been taken"
+    if message is None and webhookSubscription.get("format") not in (None, "JSON"):
+        name, message = "format", "Format XML is not supported (the simulator sends JSON)"
+    if message is not None:
+        return {
+            "webhookSubscription": None,
+            "userErrors": [{"field": ["webhookSubscription", name], "message": message}],
+        }
+    subscription = shop.subscribe(TOPICS_BY_ENUM[topic], address)
+    return {"webhookSubscription": subscription_node(subscription), "userErrors": []}
+
+
+def _subscription_delete(_root: Any, info: GraphQLResolveInfo, id: str) -> dict:
+    shop: Shop = info.context.shop
+    if shop.find_subscription(id) is None:
+        return {
+            "deletedWebhookSubscriptionId": None,
+            "userErrors": [{"field": ["id"], "message": "Webhook subscription does not exist"}],
+        }
+    shop.remove_subscription(id, "deleted through the API")
+    return {"deletedWebhookSubscriptionId": id, "userErrors": []}
+
+
 MUTATION_RESOLVERS: dict[str, Callable] = {
     "productUpdate": _product_update,
     "productVariantsBulkUpdate": _variants_bulk_update,
@@ -546,4 +586,6 @@ MUTATION_RESOLVERS: dict[str, Callable] = {
     "orderUpdate": _order_update,
     "tagsAdd": _tags_change(add=True),
     "tagsRemove": _tags_change(add=False),
+    "webhookSubscriptionCreate": _subscription_create,
+    "webhookSubscriptionDelete": _subscription_delete,
 }

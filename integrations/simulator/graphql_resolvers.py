@@ -14,9 +14,10 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo, get_named_type
 
-from integrations.simulator.records import gid, graphql_time, money_set, parse_gid, split_tags
+from integrations.simulator.records import gid, graphql_time, money_set, parse_gid, rest_time, split_tags
 from integrations.simulator.search import compile_search
-from integrations.simulator.store import Shop, scope_description
+from integrations.simulator.store import Shop, Subscription, scope_description, topic_enum
+from integrations.simulator.versions import LATEST_VERSION, SUPPORTED_VERSIONS
 
 MAX_PAGE_SIZE = 250
 ACCESS_SCOPE_DOCS = "https://shopify.dev/api/usage/access-scopes"
@@ -241,6 +242,8 @@ def _lookup(info: GraphQLResolveInfo, value: str, expected: str | None = None) -
     kind, record_id, params = parsed
     if expected is not None and kind != expected:
         return None
+    if kind == "WebhookSubscription":  # an app reads its own subscriptions without any scope
+        return subscription_node(info.context.shop.find_subscription(value))
     handles = NODE_SCOPES.get(kind)
     if handles is None:
         return None
@@ -302,6 +305,41 @@ def _installation(_root: Any, info: GraphQLResolveInfo) -> dict:
         "admin_graphql_api_id": gid("AppInstallation", shop.shop_id + 1),
         "access_scopes": [{"handle": h, "description": scope_description(h)} for h in shop.granted_scopes()],
     }
+
+
+def subscription_node(subscription: Subscription | None) -> dict | None:
+    """A webhook subscription as the GraphQL `WebhookSubscription` object reads it."""
+    if subscription is None:
+        return None
+    stamp = rest_time(subscription.created_at)
+    version = subscription.api_version
+    return {
+        "admin_graphql_api_id": subscription.id,
+        "id": int(subscription.id.rsplit("/", 1)[1]),
+        "topic": topic_enum(subscription.topic),
+        "format": "JSON",
+        "uri": subscription.address,
+        "callback_url": subscription.address,
+        "endpoint": {"callback_url": subscription.address},
+        "api_version": {
+            "handle": version,
+            "display_name": f"{version} (Latest)" if version == LATEST_VERSION else version,
+            "supported": version in SUPPORTED_VERSIONS,
+        },
+        "created_at": stamp,
+        "updated_at": stamp,  # subscriptions are never updated here
+    }
+
+
+def _webhook_subscriptions(_root: Any, info: GraphQLResolveInfo, topics: list[str] | None = None, **args: Any) -> dict:
+    shop: Shop = info.context.shop
+    wanted = set(topics) if topics else None
+    live = {
+        int(s.id.rsplit("/", 1)[1]): s
+        for s in shop.active_subscriptions()
+        if wanted is None or topic_enum(s.topic) in wanted
+    }
+    return paginate(sorted(live), lambda key: subscription_node(live[key]), args)
 
 
 # --- object field resolvers -------------------------------------------------------------------------
@@ -516,6 +554,8 @@ QUERY_RESOLVERS: dict[str, dict[str, Callable]] = {
         "order": _single("Order"),
         "orders": _root_connection("orders", "orders", "read_orders"),
         "ordersCount": _root_count("orders", "orders", "read_orders"),
+        "webhookSubscription": _single("WebhookSubscription"),
+        "webhookSubscriptions": _webhook_subscriptions,
     },
     "Product": {
         "descriptionHtml": lambda s, _i: s.get("body_html") or "",
@@ -617,3 +657,4 @@ def wire(schema: Any, resolvers_by_type: dict[str, dict[str, Callable]]) -> None
                 # An explicit key lookup is cheaper than graphql-core's generic default resolver.
                 definition.resolve = _key(_snake(field_name))
     schema.type_map["Node"].resolve_type = _node_type
+    schema.type_map["WebhookSubscriptionEndpoint"].resolve_type = lambda _value, _info, _type: "WebhookHttpEndpoint"

@@ -1,5 +1,7 @@
 """The subset of Shopify's GraphQL Admin schema the simulator serves (names as on Shopify)."""
 
+from integrations.simulator.store import SUBSCRIBABLE_TOPICS, topic_enum
+
 _CONNECTION_ARGS = "first: Int, after: String, last: Int, before: String, reverse: Boolean = false"
 
 
@@ -220,6 +222,25 @@ type InventoryAdjustmentGroup implements Node {
   id: ID! createdAt: DateTime! reason: String! referenceDocumentUri: String changes: [InventoryChange!]!
 }
 
+enum WebhookSubscriptionTopic { @TOPICS@ }
+enum WebhookSubscriptionFormat { JSON XML }
+type ApiVersion { handle: String! displayName: String! supported: Boolean! }
+type WebhookHttpEndpoint { callbackUrl: URL! }
+union WebhookSubscriptionEndpoint = WebhookHttpEndpoint
+
+type WebhookSubscription implements Node {
+  id: ID!
+  legacyResourceId: UnsignedInt64!
+  topic: WebhookSubscriptionTopic!
+  format: WebhookSubscriptionFormat!
+  uri: String!
+  callbackUrl: URL! @deprecated(reason: "Use `uri` instead.")
+  endpoint: WebhookSubscriptionEndpoint! @deprecated(reason: "Use `uri` instead.")
+  apiVersion: ApiVersion!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+}
+
 type QueryRoot {
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!
@@ -242,6 +263,8 @@ type QueryRoot {
   order(id: ID!): Order
   orders(@ARGS@, query: String, sortKey: OrderSortKeys = ID): OrderConnection!
   ordersCount(query: String): Count
+  webhookSubscription(id: ID!): WebhookSubscription
+  webhookSubscriptions(@ARGS@, topics: [WebhookSubscriptionTopic!]): WebhookSubscriptionConnection!
 }
 
 type UserError { field: [String!] message: String! }
@@ -309,6 +332,14 @@ input MailingAddressInput {
 input OrderInput { id: ID! email: String note: String tags: [String!] shippingAddress: MailingAddressInput }
 type OrderUpdatePayload { order: Order userErrors: [UserError!]! }
 
+input WebhookSubscriptionInput {
+  uri: String
+  callbackUrl: URL @deprecated(reason: "Use `uri` instead.")
+  format: WebhookSubscriptionFormat
+}
+type WebhookSubscriptionCreatePayload { webhookSubscription: WebhookSubscription userErrors: [UserError!]! }
+type WebhookSubscriptionDeletePayload { deletedWebhookSubscriptionId: ID userErrors: [UserError!]! }
+
 type TagsAddPayload { node: Node userErrors: [UserError!]! }
 type TagsRemovePayload { node: Node userErrors: [UserError!]! }
 
@@ -323,8 +354,12 @@ type Mutation {
   orderUpdate(input: OrderInput!): OrderUpdatePayload
   tagsAdd(id: ID!, tags: [String!]!): TagsAddPayload
   tagsRemove(id: ID!, tags: [String!]!): TagsRemovePayload
+  webhookSubscriptionCreate(
+    topic: WebhookSubscriptionTopic!, webhookSubscription: WebhookSubscriptionInput!
+  ): WebhookSubscriptionCreatePayload
+  webhookSubscriptionDelete(id: ID!): WebhookSubscriptionDeletePayload
 }
-""".replace("@ARGS@", _CONNECTION_ARGS)
+""".replace("@ARGS@", _CONNECTION_ARGS).replace("@TOPICS@", " ".join(topic_enum(t) for t in SUBSCRIBABLE_TOPICS))
     + "".join(
         _connection(node)
         for node in (
@@ -336,6 +371,7 @@ type Mutation {
             "Customer",
             "Order",
             "LineItem",
+            "WebhookSubscription",
         )
     )
 )

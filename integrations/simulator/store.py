@@ -59,11 +59,17 @@ DEFAULT_TOPICS = (
     "customers/update",
     "fulfillments/create",
     "app/uninstalled",
+    # Subscribed so an app's subscription list is complete, never sent: the simulator creates no
+    # products and connects no inventory items to locations.
+    "products/create",
+    "inventory_levels/connect",
 )
 # Mandatory privacy topics: configured on the app, not subscribed per shop; always delivered.
 COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 OPTIONAL_TOPICS = ("app/scopes_update",)
 KNOWN_TOPICS = DEFAULT_TOPICS + COMPLIANCE_TOPICS + OPTIONAL_TOPICS
+# What an app may subscribe to through the API (the privacy topics are configured on the app).
+SUBSCRIBABLE_TOPICS = DEFAULT_TOPICS + OPTIONAL_TOPICS
 # Scope an app needs to receive a topic; a shop without it gets no deliveries for the topic.
 TOPIC_SCOPES = {
     "orders/create": "read_orders",
@@ -92,6 +98,14 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+[1-9]\d{7,14}$")
 PRODUCT_STATUSES = ("active", "draft", "archived")
 INVENTORY_POLICIES = ("deny", "continue")
+
+
+def topic_enum(topic: str) -> str:
+    """GraphQL `WebhookSubscriptionTopic` value of a topic: `orders/create` -> `ORDERS_CREATE`."""
+    return topic.replace("/", "_").upper()
+
+
+TOPICS_BY_ENUM = {topic_enum(t): t for t in SUBSCRIBABLE_TOPICS}
 
 
 def expand_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
@@ -186,6 +200,7 @@ class Subscription:
     api_version: str
     name: str | None = None
     created_via: str = "api"
+    created_at: float = 0.0  # shop clock, like record timestamps
     removed_at: float | None = None
     removal_reason: str | None = None
 
@@ -363,13 +378,18 @@ class Shop:
             address=address,
             api_version=resolve_version(api_version or self.config.webhook_api_version),
             name=name,
+            created_at=self.now(),
         )
         self.subscriptions.append(subscription)
         return subscription
 
-    def active_subscriptions(self, topic: str) -> list[Subscription]:
-        """Live subscriptions for `topic`."""
-        return [s for s in self.subscriptions if s.active and s.topic == topic]
+    def active_subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        """Live subscriptions for `topic` (every topic when None)."""
+        return [s for s in self.subscriptions if s.active and (topic is None or s.topic == topic)]
+
+    def find_subscription(self, subscription_id: str) -> Subscription | None:
+        """The live subscription with this gid, or None."""
+        return next((s for s in self.subscriptions if s.active and s.id == subscription_id), None)
 
     def remove_subscription(self, subscription_id: str, reason: str) -> Subscription | None:
         """Mark a subscription removed (kept in the list for the record)."""

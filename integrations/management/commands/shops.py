@@ -31,16 +31,59 @@ class Command(BaseCommand):
         retire.add_argument("domain")
         retire.add_argument("--reason", required=True, help="Why (kept in the audit trail).")
         retire.add_argument("--user", required=True, help="The admin doing it.")
+        check = sub.add_parser(
+            "check",
+            help="Run every API health check now (token, scopes, version, subscriptions, queue, throttle, drift); "
+            "exit 1 when any found a problem.",
+        )
+        check.add_argument("domain")
+        check.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, action, **options):
         if action == "add":
             self._add(**options)
         elif action == "reinstall":
             self._reinstall(options["domain"], reason=options["reason"], username=options["user"])
+        elif action == "check":
+            self._check(options["domain"], as_json=options["json"])
         elif action == "retire-secret":
             self._retire_secret(options["domain"], reason=options["reason"], username=options["user"])
         else:
             self._list()
+
+    def _check(self, domain: str, *, as_json: bool) -> None:
+        import json
+
+        from integrations.shops.health import check_json, run_checks
+
+        shop = Shop.objects.filter(domain=domain.strip().lower()).first()
+        if shop is None:
+            raise CommandError(f"No shop {domain}.")
+        data = check_json(run_checks(shop, triggered_by="command"))
+        if as_json:
+            self.stdout.write(json.dumps(data, indent=2, default=str))
+        else:
+            self.stdout.write(f"{shop.domain}: {'healthy' if data['ok'] else 'problems found'}")
+            scopes, version, subs = data["scopes"], data["api_version"], data["subscriptions"]
+            self.stdout.write(
+                f"  token: {'valid' if data['token']['valid'] else 'NOT valid'}, expires {data['token']['expires_at'] or 'never'}"
+            )
+            self.stdout.write(
+                f"  scopes: missing {', '.join(scopes['missing']) or 'none'}; extra {', '.join(scopes['extra']) or 'none'}"
+            )
+            self.stdout.write(
+                f"  API version: {version['requested']} (answered {version['answered'] or '?'}), supported until {version['supported_until']}"
+            )
+            self.stdout.write(f"  subscriptions: missing {', '.join(subs['missing']) or 'none'}")
+            queue = data["queue"]
+            self.stdout.write(f"  queue: {'paused' if queue['paused'] else 'running'}, {queue['depth']} unfinished")
+            self.stdout.write(f"  ownership drift (7 days): {data['ownership_drift']}")
+            for problem in data["problems"]:
+                self.stdout.write(self.style.ERROR(f"  problem: {problem}"))
+        if not data["ok"]:
+            if not as_json:
+                self.stderr.write(f"{len(data['problems'])} problem(s): " + " ".join(data["problems"]))
+            raise SystemExit(1)
 
     def _reinstall(self, domain: str, *, reason: str, username: str) -> None:
         from django.contrib.auth import get_user_model
