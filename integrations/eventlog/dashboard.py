@@ -12,7 +12,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from integrations.eventlog.filters import REJECTED
-from integrations.models import Delivery, Event, OutboundCall, PrivacyRequest, Shop, WorkerHeartbeat
+from integrations.models import Delivery, Event, OutboundCall, OwnershipDrift, PrivacyRequest, Shop, WorkerHeartbeat
 
 WORKER_ALIVE_WITHIN = timedelta(seconds=90)
 CHART_HOURS = 24
@@ -145,6 +145,9 @@ def outbound_counted(since: datetime) -> Q:
     )
 
 
+DRIFT_COUNTED = 1000
+
+
 def outbound_stats(since: datetime) -> dict[str, Any]:
     """Calls to Shopify, counted apart from inbound webhooks, in two queries: failed since `since`
     and the unfinished ones by status (`outbound_counted`: the figure costs the size of the backlog
@@ -157,10 +160,20 @@ def outbound_stats(since: datetime) -> dict[str, Any]:
         .order_by("domain")
         .values_list("domain", flat=True)[: PAUSED_SHOPS_SHOWN + 1]
     )
+    # Changes to platform-owned data that came from elsewhere (ownership drift), last 7 days:
+    # rare by nature, counted up to DRIFT_COUNTED.
+    drift = (
+        OwnershipDrift.objects.filter(observed_at__gte=since - timedelta(days=6))
+        .order_by()
+        .values("id")[:DRIFT_COUNTED]
+        .count()
+    )
     return {
         **counts,
         "paused_shops": paused[:PAUSED_SHOPS_SHOWN],
         "more_paused_shops": len(paused) > PAUSED_SHOPS_SHOWN,
+        "drift": drift,
+        "drift_more": drift >= DRIFT_COUNTED,
     }
 
 

@@ -62,6 +62,12 @@ class EnqueueForm(forms.Form):
         required=False, max_length=200, label="Idempotency key", help_text="Empty: derived from the input."
     )
     why = forms.CharField(required=False, max_length=300, label="Why (shown on the call's page)")
+    override_reason = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Override ownership (admins)",
+        help_text="Only to write fields the platform does not own, this once: say why (audited).",
+    )
 
     def clean_input(self):
         try:

@@ -53,6 +53,9 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if can_send and call.status == OutboundCall.Status.FAILED and call.failure_kind not in queue.NOT_RESENDABLE
         else None,
         "resume_form": ReasonForm(initial={"next": here}) if can_send and call.shop.queue_paused else None,
+        "not_resendable": queue.NOT_RESENDABLE.get(call.failure_kind, "")
+        if call.status == OutboundCall.Status.FAILED
+        else "",
     }
     return render(request, "integrations/outbound/detail.html", context)
 
@@ -145,7 +148,7 @@ def outbound_index(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 call, created = _send(bound, form.cleaned_data, request)
-            except (queue.QueueError, InvalidInput) as exc:
+            except (queue.QueueError, InvalidInput, PermissionDenied) as exc:
                 form.add_error(None, str(exc))
             else:
                 if created:
@@ -196,4 +199,5 @@ def _send(which: str, data: dict, request: HttpRequest):
         key=data["key"] or None,
         why=data["why"] or "enqueued from the outbound page",
         by=by,
+        override_reason=data["override_reason"] or None,
     )

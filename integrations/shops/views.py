@@ -35,6 +35,10 @@ def shop_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if request.user.has_perm("integrations.view_outboundcall"):
         context["call_counts"] = selectors.shop_call_counts(shop)
+    if request.user.has_perm("integrations.view_ownershipdrift"):
+        from integrations.shops.ownership import drift_count
+
+        context["drift_count"] = drift_count(shop, days=7)
     if request.user.has_perm("integrations.send_outbound"):
         # Pause and resume go through the outbound queue, which holds and releases the calls.
         context["queue_form"] = QueueReasonForm(initial={"next": request.path})

@@ -529,3 +529,44 @@ def test_the_ownership_command_shows_sets_and_reports(shop, admin_user, support_
         ("product", "title", [changed_event.pk])
     ]
     assert f"events {changed_event.pk}" in run("drift")
+
+
+def test_an_admin_overrides_one_non_owner_write_from_the_command_and_support_cannot(shop, admin_user, support_user):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    note = json.dumps({"input": {"id": "gid://shopify/Customer/5", "note": "VIP, call first"}})
+    with pytest.raises(CommandError, match="owned by shopify"):
+        call_command("outbound", "enqueue", shop.domain, "customer.update", "--input", note)
+    with pytest.raises(CommandError, match="Only an admin"):
+        call_command(
+            "outbound",
+            "enqueue",
+            shop.domain,
+            "customer.update",
+            "--input",
+            note,
+            "--override-reason",
+            "ticket 12",
+            "--user",
+            support_user.username,
+        )
+    out = StringIO()
+    call_command(
+        "outbound",
+        "enqueue",
+        shop.domain,
+        "customer.update",
+        "--input",
+        note,
+        "--override-reason",
+        "ticket 12",
+        "--user",
+        admin_user.username,
+        "--json",
+        stdout=out,
+    )
+    assert json.loads(out.getvalue())["created"] is True
+    assert AuditEntry.objects.filter(verb="ownership.override", reason="ticket 12").count() == 1

@@ -142,7 +142,11 @@ def test_the_schedule_refreshes_expiring_tokens_and_checks_every_shop(expiring):
     }
     shop.refresh_from_db()
     assert shop.access_token != issued["access_token"]
-    assert set(HealthCheck.objects.filter(shop=shop).values_list("kind", flat=True)) == {"scopes", "version", "subscriptions"}
+    assert set(HealthCheck.objects.filter(shop=shop).values_list("kind", flat=True)) == {
+        "scopes",
+        "version",
+        "subscriptions",
+    }
     assert shop.answered_api_version == shop.api_version, "the scope check recorded the answering version"
 
 

@@ -4,6 +4,7 @@ and drain the queue by hand. Every action has `--json` for scripts."""
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Prefetch
 
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         enqueue.add_argument("--key", default=None, help="Idempotency key (default: derived from the input).")
         enqueue.add_argument("--why", default="", help="Why the call is made (shown on its page).")
         enqueue.add_argument("--label", default="", help="How people find the record (order name, SKU...).")
+        enqueue.add_argument(
+            "--override-reason",
+            default=None,
+            help="Write fields the platform does not own, this once (an admin's --user; audited).",
+        )
         listing = sub.add_parser("list", help="Calls, newest first.")
         listing.add_argument("--shop")
         listing.add_argument("--status", choices=OutboundCall.Status.values)
@@ -68,7 +74,7 @@ class Command(BaseCommand):
         handler = getattr(self, "_" + action.replace("-", "_"))
         try:
             handler(**options)
-        except (queue.QueueError, InvalidInput) as exc:
+        except (queue.QueueError, InvalidInput, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc
 
     # --- helpers ------------------------------------------------------------------------------
@@ -98,7 +104,7 @@ class Command(BaseCommand):
 
     # --- actions ------------------------------------------------------------------------------
 
-    def _enqueue(self, *, shop, operation, input, lane, key, why, label, user, **_):
+    def _enqueue(self, *, shop, operation, input, lane, key, why, label, user, override_reason, **_):
         try:
             variables = json.loads(input)
         except ValueError as exc:
@@ -115,6 +121,7 @@ class Command(BaseCommand):
             why=why or "enqueued from the terminal",
             label=label,
             by=by,
+            override_reason=override_reason,
         )
         data = {**queue.call_json(call), "created": created}
         verb = "queued" if created else "already there"
