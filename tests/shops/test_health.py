@@ -134,3 +134,30 @@ def test_the_health_page_costs_the_same_queries_with_more_history(subscribed, cl
         client.get(url)
     assert len(many.captured_queries) == len(few.captured_queries)
     assert AuditEntry.objects.filter(verb="outbound.pause").count() == 16
+
+
+def test_resubscribe_from_the_command_line(subscribed, support_user, settings):
+    from django.core.management import CommandError
+
+    shop, sim = subscribed
+    settings.CONSOLE_WEBHOOK_URL = "http://127.0.0.1:9/webhooks/shopify"
+    paid = next(s for s in sim.control("GET", "/subscriptions")["subscriptions"] if s["topic"] == "orders/paid")
+    sim.control("DELETE", f"/subscriptions/{paid['id']}")
+    with pytest.raises(CommandError, match="not an active user"):
+        call_command("shops", "resubscribe", shop.domain, "orders/paid", "--reason", "r", "--user", "nobody")
+    out = StringIO()
+    call_command(
+        "shops",
+        "resubscribe",
+        shop.domain,
+        "orders/paid",
+        "--reason",
+        "gap found",
+        "--user",
+        support_user.username,
+        stdout=out,
+    )
+    assert "orders/paid" in out.getvalue()
+    active = [s for s in sim.control("GET", "/subscriptions")["subscriptions"] if s["topic"] == "orders/paid"]
+    assert any(s.get("removed_at") is None for s in active)
+    assert AuditEntry.objects.filter(verb="shop.resubscribe", reason="gap found").exists()

@@ -38,18 +38,42 @@ class Command(BaseCommand):
         )
         check.add_argument("domain")
         check.add_argument("--json", action="store_true", help="Print one JSON object.")
+        resub = sub.add_parser("resubscribe", help="Re-create a missing webhook subscription (an audited call).")
+        resub.add_argument("domain")
+        resub.add_argument("topic", help="e.g. orders/paid")
+        resub.add_argument("--reason", required=True, help="Why (kept in the audit trail).")
+        resub.add_argument("--user", required=True, help="Who (allowed to send calls to Shopify).")
 
     def handle(self, *args, action, **options):
         if action == "add":
             self._add(**options)
         elif action == "reinstall":
             self._reinstall(options["domain"], reason=options["reason"], username=options["user"])
+        elif action == "resubscribe":
+            self._resubscribe(options["domain"], options["topic"], reason=options["reason"], username=options["user"])
         elif action == "check":
             self._check(options["domain"], as_json=options["json"])
         elif action == "retire-secret":
             self._retire_secret(options["domain"], reason=options["reason"], username=options["user"])
         else:
             self._list()
+
+    def _resubscribe(self, domain: str, topic: str, *, reason: str, username: str) -> None:
+        from django.contrib.auth import get_user_model
+
+        from integrations.shops.subscriptions import SubscriptionError, resubscribe
+
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None or not user.has_perm("integrations.send_outbound"):
+            raise CommandError(f"{username!r} is not an active user allowed to send calls to Shopify.")
+        shop = Shop.objects.filter(domain=domain.strip().lower()).first()
+        if shop is None:
+            raise CommandError(f"No shop {domain}.")
+        try:
+            outcome = resubscribe(shop, topic, by=user, reason=reason)
+        except SubscriptionError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{topic}: {outcome}")
 
     def _check(self, domain: str, *, as_json: bool) -> None:
         import json
