@@ -129,13 +129,7 @@ def enqueue(
     )
     # The caller's Shop may be stale (a job's was loaded with its batch): ask the database.
     state, paused = Shop.objects.filter(pk=shop.pk).values_list("state", "queue_paused").get()
-    if state == Shop.State.UNINSTALLED:
-        kind = "uninstalled"
-        call.status, call.finished_at, call.classification = Status.FAILED, now, NON_RETRYABLE
-        call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
-        call.reason = f"not sent: the app was uninstalled from {shop.domain}"
-    elif paused:
-        call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
+    _set_initial_status(call, shop.domain, uninstalled=state == Shop.State.UNINSTALLED, paused=paused)
     try:
         with transaction.atomic():
             call.save()
@@ -150,6 +144,18 @@ def enqueue(
             ) from None
         return existing, False
     return call, True
+
+
+def _set_initial_status(call: OutboundCall, domain: str, *, uninstalled: bool, paused: bool) -> None:
+    """A new call for an uninstalled shop is recorded failed with the reason (the intent is not
+    lost, nothing is sent); for a paused shop it is held; else it is queued."""
+    if uninstalled:
+        kind = "uninstalled"
+        call.status, call.finished_at, call.classification = Status.FAILED, call.created_at, NON_RETRYABLE
+        call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
+        call.reason = f"not sent: the app was uninstalled from {domain}"
+    elif paused:
+        call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
 
 
 def enqueue_for_event(
@@ -184,13 +190,7 @@ def enqueue_for_event(
         expected_cost=op.expected_cost,
         created_at=now,
     )
-    if shop.state == Shop.State.UNINSTALLED:
-        kind = "uninstalled"
-        call.status, call.finished_at, call.classification = Status.FAILED, now, NON_RETRYABLE
-        call.failure_kind, call.next_step = kind, NEXT_STEPS[kind][1]
-        call.reason = f"not sent: the app was uninstalled from {shop.domain}"
-    elif shop.queue_paused:
-        call.status, call.reason = Status.PAUSED, "held: the shop's queue is paused"
+    _set_initial_status(call, shop.domain, uninstalled=shop.state == Shop.State.UNINSTALLED, paused=shop.queue_paused)
     created = _insert_unless_key_exists(call)
     if created is not None:
         return created, True
