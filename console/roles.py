@@ -33,6 +33,11 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "integrations.view_apinotice",
     "integrations.view_ownershiprule",
     "integrations.view_ownershipdrift",
+    # Replays: dry-run and run them (a big one waits for an admin); disable or enable a handler.
+    "integrations.view_replayrequest",
+    "integrations.view_replayitem",
+    "integrations.view_handlerswitch",
+    "integrations.request_replay",
     "incidents.view_incident",
     "incidents.add_incident",
     "incidents.change_incident",
@@ -49,6 +54,8 @@ _ADMIN = _SUPPORT | {
     "integrations.export_privacy_data",
     # Who owns which data; override one non-owner write (audited).
     "integrations.manage_ownership",
+    # Approve a replay above the approval threshold that someone else requested.
+    "integrations.approve_replay",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

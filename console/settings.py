@@ -188,6 +188,19 @@ OUTBOUND_BACKOFF_BASE = env.float("OUTBOUND_BACKOFF_BASE", default=1.0)
 OUTBOUND_BACKOFF_CAP = env.float("OUTBOUND_BACKOFF_CAP", default=300.0)
 OUTBOUND_MAX_ATTEMPTS = env.int("OUTBOUND_MAX_ATTEMPTS", default=8)
 OUTBOUND_CLAIM_LEASE_SECONDS = env.int("OUTBOUND_CLAIM_LEASE_SECONDS", default=60)
+
+# --- Replay ---------------------------------------------------------------------------------
+# The most events one replay may cover; items a pump takes per replay pass (only when no live
+# event waits, so a live event waits at most one such batch); and the sizes above which a
+# replay needs an admin other than the requester: events with jobs to run, records touched,
+# shops, and the sum of order totals at stake.
+REPLAY_MAX_EVENTS = env.int("REPLAY_MAX_EVENTS", default=10000)
+REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=25)
+REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
+REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
+REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)
+REPLAY_APPROVAL_MONEY = env.int("REPLAY_APPROVAL_MONEY", default=10000)
+
 if OUTBOUND_THROTTLE_BACKEND not in ("database", "redis"):
     raise ImproperlyConfigured("OUTBOUND_THROTTLE_BACKEND must be 'database' or 'redis'")
 if OUTBOUND_THROTTLE_BACKEND == "redis" and not REDIS_URL:

@@ -28,6 +28,9 @@ def _not_reinstalled_since(event: Event, job: Job | None) -> Decision:
         "shop's work again.",
         _not_reinstalled_since,
     ),
+    effect="Sets the shop uninstalled only if its state is older than the event (Shopify's time), and fails its "
+    "unsent calls: a second run changes nothing.",
+    writes=(("platform", "shop", "state"),),
 )
 def mark_uninstalled(event: Event, payload: dict) -> str:
     """The app was uninstalled: stop outbound work for the shop (its token is revoked)."""

@@ -112,6 +112,10 @@ def _customer_orders(shop: Shop, customer_id, order_ids) -> models.QuerySet:
     decision=always(
         "Builds the same export again; it writes nothing but the request's own record and a new proof row."
     ),
+    effect="One privacy request per webhook (get-or-create on the event) and one proof row per run; the export "
+    "is rebuilt from what we hold now.",
+    writes=(("platform", "privacy_request", ""),),
+    supersedable=False,
 )
 def export_customer_data(event: Event, payload: dict) -> str:
     """customers/data_request: gather everything we hold about the customer."""
@@ -126,7 +130,14 @@ def export_customer_data(event: Event, payload: dict) -> str:
     return f"exported {len(export['customer'])} customer and {len(export['orders'])} order records"
 
 
-@job("redact_customer", decision=always("Scrubbing already-scrubbed data changes nothing."))
+@job(
+    "redact_customer",
+    decision=always("Scrubbing already-scrubbed data changes nothing."),
+    effect="Overwrites the customer's personal fields, their orders' and stored payloads' with blanks; a second "
+    "run finds them blank. One proof row per run.",
+    writes=(("platform", "customer", ""), ("platform", "order", "")),
+    supersedable=False,
+)
 def redact_customer(event: Event, payload: dict) -> str:
     """customers/redact: remove the customer's personal data from records and stored payloads."""
     request = _privacy_request(event, payload, PrivacyRequest.Kind.CUSTOMER_REDACT)
@@ -163,7 +174,14 @@ def redact_customer(event: Event, payload: dict) -> str:
     return f"redacted {customers} customer, {orders_scrubbed} order records and {payloads} payloads"
 
 
-@job("redact_shop", decision=always("Scrubbing already-scrubbed data changes nothing."))
+@job(
+    "redact_shop",
+    decision=always("Scrubbing already-scrubbed data changes nothing."),
+    effect="Blanks every personal field the shop's customers, orders and payloads hold; a second run finds them "
+    "blank. One proof row per run.",
+    writes=(("platform", "customer", ""), ("platform", "order", "")),
+    supersedable=False,
+)
 def redact_shop(event: Event, payload: dict) -> str:
     """shop/redact: remove all personal data we hold for the shop."""
     request = _privacy_request(event, payload, PrivacyRequest.Kind.SHOP_REDACT)

@@ -16,7 +16,7 @@ from integrations.jobs.ownership import note_drift, watched_fields
 from integrations.jobs.records import Written, upsert_newer
 from integrations.jobs.registry import Decision, always, conditional, job
 from integrations.jobs.resources import shopify_time
-from integrations.models import Event, FulfillmentNotification, Job, PlatformCustomer
+from integrations.models import Event, FulfillmentNotification, Job, PlatformCustomer, PlatformOrder
 
 
 def _row(resource: Resource, payload: dict, parent: dict | None, updated_at) -> tuple[dict, dict, object, str]:
@@ -45,6 +45,10 @@ def sync_record(resource: Resource, event: Event, payload: dict, *, parent: dict
         "duplicates or rolls back an order."
     ),
     scopes=("read_orders",),
+    effect="Upserts the platform's order, unique per (shop, order id), only when the event's updated_at is newer "
+    "than the stored one: a second run writes nothing.",
+    writes=(("platform", "order", ""),),
+    refetchable=True,
 )
 def sync_order(event: Event, payload: dict) -> str:
     """Keep the platform's copy of the order in step with Shopify (never its personal data again
@@ -60,13 +64,35 @@ def _fulfillment_insert_sql() -> str:
     )
 
 
+def _order_not_fulfilled(event: Event, job: Job | None) -> Decision:
+    order_id = event.resource_id
+    order = (
+        PlatformOrder.objects.filter(shop_id=event.shop_id, shopify_id=int(order_id))
+        .values("fulfillment_status", "name", "shopify_updated_at")
+        .first()
+        if order_id.isdigit()
+        else None
+    )
+    if order and order["fulfillment_status"] == "fulfilled":
+        return Decision(
+            False,
+            f"order {order['name'] or order_id} is already fulfilled (our copy, as of Shopify's "
+            f"{order['shopify_updated_at']:%Y-%m-%d %H:%M} UTC): there is nothing left to pick",
+        )
+    return Decision(True, "the order is not fulfilled yet; at most one notification per order is ever sent")
+
+
 @job(
     "notify_fulfillment",
-    decision=always(
-        "At most one notification per order is ever sent: a database constraint refuses a second, so "
-        "replaying a paid order is harmless."
+    decision=conditional(
+        "Safe while the order is not fulfilled yet: at most one notification per order is ever sent (a database "
+        "constraint refuses a second), and a fulfilled order has nothing left to pick.",
+        _order_not_fulfilled,
     ),
     scopes=("read_orders",),
+    effect="Inserts one fulfillment notification per (shop, order): a unique constraint, so a second insert "
+    "(a replay racing a live delivery, or another replay) does nothing.",
+    writes=(("platform", "fulfillment_notification", ""),),
 )
 def notify_fulfillment(event: Event, payload: dict) -> str:
     """Tell the fulfillment queue that a paid order can be picked and shipped."""
@@ -90,6 +116,9 @@ def notify_fulfillment(event: Event, payload: dict) -> str:
     "sync_product",
     decision=always("Product and each variant are written only when newer than what we hold (updated_at)."),
     scopes=("read_products",),
+    effect="Upserts the product and each variant, unique per (shop, id), each only when newer (updated_at).",
+    writes=(("platform", "product", ""), ("platform", "variant", "")),
+    refetchable=True,
 )
 def sync_product(event: Event, payload: dict) -> str:
     """Keep the product and its variants in step with Shopify."""
@@ -116,6 +145,10 @@ def sync_product(event: Event, payload: dict) -> str:
         "An inventory level is set (not adjusted) and only when the event is newer, so replays cannot double-count stock."
     ),
     scopes=("read_inventory",),
+    effect="Sets the available count, unique per (shop, item, location), only when newer (updated_at); it never "
+    "adds to a count.",
+    writes=(("platform", "inventory_level", "available"),),
+    refetchable=True,
 )
 def sync_inventory_level(event: Event, payload: dict) -> str:
     """Keep the available quantity per item and location in step with Shopify."""
@@ -142,6 +175,10 @@ def _customer_not_redacted(event: Event, job: Job | None) -> Decision:
         _customer_not_redacted,
     ),
     scopes=("read_customers",),
+    effect="Upserts the platform's customer, unique per (shop, customer id), only when newer (updated_at), and never "
+    "for a redacted customer.",
+    writes=(("platform", "customer", ""),),
+    refetchable=True,
 )
 def sync_customer(event: Event, payload: dict) -> str:
     """Keep the customer record in step with Shopify (never after a redaction)."""

@@ -7,6 +7,7 @@
 - outbound: OutboundCall, OutboundAttempt, ShopThrottle
 - health: HealthCheck, OutboundHold, SubscriptionGap, ApiNotice, OwnershipRule, OwnershipDrift
 - privacy: PrivacyRequest
+- replay: ReplayRequest, ReplayItem, HandlerSwitch
 - triage: triage history and saved views
 """
 
@@ -21,6 +22,7 @@ from integrations.models.health import (
 from integrations.models.inbound import Delivery, Event, webhook_id_match
 from integrations.models.outbound import OutboundAttempt, OutboundCall, ShopThrottle
 from integrations.models.platform import (
+    CustomerMessage,
     FulfillmentNotification,
     PlatformCustomer,
     PlatformInventoryLevel,
@@ -29,6 +31,7 @@ from integrations.models.platform import (
     PlatformVariant,
 )
 from integrations.models.privacy import PrivacyProof, PrivacyRequest
+from integrations.models.replay import HandlerSwitch, ReplayItem, ReplayRequest
 from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
 from integrations.models.states import InvalidTransition, StateMachine
 from integrations.models.triage import EventHistory, SavedView
@@ -38,10 +41,12 @@ __all__ = [
     "DEFAULT_API_VERSION",
     "ApiNotice",
     "Attempt",
+    "CustomerMessage",
     "Delivery",
     "Event",
     "EventHistory",
     "FulfillmentNotification",
+    "HandlerSwitch",
     "HealthCheck",
     "InvalidTransition",
     "Job",
@@ -57,6 +62,8 @@ __all__ = [
     "PlatformVariant",
     "PrivacyProof",
     "PrivacyRequest",
+    "ReplayItem",
+    "ReplayRequest",
     "SavedView",
     "Shop",
     "ShopThrottle",

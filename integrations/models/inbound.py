@@ -28,6 +28,7 @@ class Event(models.Model):
         PROCESSED = "processed", "Processed"
         FAILED = "failed", "Failed"
         IGNORED = "ignored", "Ignored"
+        HELD = "held", "Held: a handler is disabled"  # stored; listed for replay once it is enabled
 
     class Triage(models.TextChoices):
         OPEN = "open", "Open"
@@ -82,7 +83,9 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["shop", "webhook_id"], name="int_event_unique_webhook"),
             models.CheckConstraint(
-                condition=models.Q(status__in=["queued", "claimed", "retry_wait", "processed", "failed", "ignored"]),
+                condition=models.Q(
+                    status__in=["queued", "claimed", "retry_wait", "processed", "failed", "ignored", "held"]
+                ),
                 name="int_event_status_valid",
             ),
             models.CheckConstraint(
@@ -149,18 +152,22 @@ class Event(models.Model):
 Status = Event.Status
 # Who moves an event where: pumps claim and settle it; recovery gives back a dead pump's claims
 # (or fails a job that keeps killing its pump); people may give up on or ignore an event by hand;
-# a replay claims a finished event again (the replay issue's command enforces each job's decision).
+# a replay claims a finished or held event again (`integrations.replay` enforces each job's
+# decision); an event whose handler is disabled is held until a replay runs it.
 Event.STATES = StateMachine(
     "status",
     {
         Status.QUEUED: {Status.CLAIMED, Status.FAILED, Status.IGNORED},
-        Status.CLAIMED: {Status.PROCESSED, Status.FAILED, Status.IGNORED, Status.RETRY_WAIT, Status.QUEUED},
+        Status.CLAIMED: {
+            Status.PROCESSED, Status.FAILED, Status.IGNORED, Status.RETRY_WAIT, Status.QUEUED, Status.HELD,
+        },
         Status.RETRY_WAIT: {Status.CLAIMED, Status.FAILED, Status.IGNORED},
         Status.FAILED: {Status.IGNORED, Status.CLAIMED},
         Status.PROCESSED: {Status.CLAIMED},
         Status.IGNORED: {Status.CLAIMED},
+        Status.HELD: {Status.CLAIMED, Status.IGNORED},
     },
-)
+)  # fmt: skip
 Triage = Event.Triage
 Event.TRIAGE = StateMachine(
     "triage_state",

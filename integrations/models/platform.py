@@ -121,3 +121,30 @@ class FulfillmentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"fulfill {self.order_name or self.order_shopify_id}"
+
+
+class CustomerMessage(models.Model):
+    """An email the platform sends a buyer (the mail service delivers it from this outbox). At
+    most one per kind and record: the unique key (shop, kind, record) is what keeps a replay that
+    races a live delivery, or a second replay, from emailing twice."""
+
+    class Kind(models.TextChoices):
+        SHIPPING_CONFIRMATION = "shipping_confirmation", "Shipping confirmation"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    record_gid = models.CharField(max_length=255, help_text="What it is about, e.g. the fulfillment.")
+    order_shopify_id = models.BigIntegerField(null=True, blank=True)
+    to_email = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    event = models.ForeignKey(Event, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "kind", "record_gid"], name="int_message_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.record_gid}"

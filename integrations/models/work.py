@@ -21,6 +21,7 @@ class Job(models.Model):
         RETRY_WAIT = "retry_wait", "Waiting to retry"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        HELD = "held", "Held: handler disabled"  # not run; a replay runs it once it is enabled
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=64)
@@ -36,7 +37,7 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event", "name"], name="int_job_unique_per_event"),
             models.CheckConstraint(
-                condition=models.Q(status__in=["pending", "retry_wait", "succeeded", "failed"]),
+                condition=models.Q(status__in=["pending", "retry_wait", "succeeded", "failed", "held"]),
                 name="int_job_status_valid",
             ),
             models.CheckConstraint(
@@ -57,12 +58,14 @@ JobStatus = Job.Status
 Job.STATES = StateMachine(
     "status",
     {
-        JobStatus.PENDING: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT},
-        # A retry that fails again and may still pass waits again.
-        JobStatus.RETRY_WAIT: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT},
-        # A replay runs a finished job again.
+        JobStatus.PENDING: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT, JobStatus.HELD},
+        # A retry that fails again and may still pass waits again; one due while its handler is
+        # disabled is held.
+        JobStatus.RETRY_WAIT: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT, JobStatus.HELD},
+        # A replay runs a finished or held job again.
         JobStatus.SUCCEEDED: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT},
         JobStatus.FAILED: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT},
+        JobStatus.HELD: {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RETRY_WAIT},
     },
 )
 
@@ -92,6 +95,10 @@ class Attempt(models.Model):
     retryable = models.BooleanField(null=True)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
     worker = models.CharField(max_length=100, blank=True, help_text="Host and process of the pump that ran it.")
+    # The replay that ran it (trigger "replay"); its audit entry says who asked and why.
+    replay = models.ForeignKey(
+        "integrations.ReplayRequest", on_delete=models.SET_NULL, null=True, blank=True, related_name="attempts"
+    )
 
     class Meta:
         ordering = ["job_id", "number"]

@@ -173,16 +173,21 @@ def enqueue_for_event(
     check_write(event.shop, operation, variables, rules=cached_rules(event.shop))
     shop = event.shop
     now = timezone.now()
+    # A job a replay runs pushes in the replay lane, behind live calls, and says which replay.
+    from integrations.processing.runner import current_replay  # imports this module's callers
+
+    replay_id = current_replay()
+    lane = Lane.REPLAY if replay_id else Lane.LIVE
     call = OutboundCall(
         shop_id=event.shop_id,
         operation=operation,
         input=variables,
         target_gid=op.target(variables)[:255],
         target_label=label[:100],
-        lane=Lane.LIVE,
-        priority=OutboundCall.LANE_ORDER[Lane.LIVE],
-        origin=OutboundCall.Origin.JOB,
-        origin_ref=origin_ref[:200],
+        lane=lane,
+        priority=OutboundCall.LANE_ORDER[lane],
+        origin=OutboundCall.Origin.REPLAY if replay_id else OutboundCall.Origin.JOB,
+        origin_ref=(f"replay {replay_id}: {origin_ref}" if replay_id else origin_ref)[:200],
         origin_event_id=event.pk,
         why=why[:300],
         idempotency_key=key[:200],

@@ -66,9 +66,18 @@ class Pump:
         if now - self._recovered >= RECOVER_EVERY:
             self._recovered = now
             claims.recover_lost_claims()
+            from integrations.replay.runner import recover_lost_items
+
+            recover_lost_items()
         try:
-            handled = self.process(claims.claim_new(self.name, self.batch_size))
-            handled += self.process(claims.claim_due_retries(self.name, RETRIES_PER_PASS))
+            live = self.process(claims.claim_new(self.name, self.batch_size))
+            handled = live + self.process(claims.claim_due_retries(self.name, RETRIES_PER_PASS))
+            if live < self.batch_size:
+                # The live queue is drained: the replay lane may use this pass (a small batch, so
+                # a live event arriving meanwhile waits at most that long).
+                from integrations.replay.runner import replay_pass
+
+                handled += replay_pass(self)
         except BaseException:
             self._dirty = True
             raise
@@ -115,24 +124,46 @@ class Pump:
 
     def process(self, event_ids: list[int], *, replay: bool = False) -> int:
         """Run and settle the claimed events; returns how many were settled by this pump."""
+        return len(self.run_batch(event_ids, replay=replay))
+
+    def run_batch(self, event_ids: list[int], *, replay: bool = False, work=None) -> list[Outcome]:
+        """Run and settle the claimed events; returns the outcomes this pump settled. A replay's
+        `work` (`integrations.replay.runner.ReplayWork`) says which jobs run per event, the
+        payloads refetched from Shopify, and the replay the attempts belong to."""
         if not event_ids:
-            return 0
-        batch = self._load(event_ids)
+            return []
+        batch = self._load(event_ids, work)
+        options = self._options(batch, replay, work)
         try:
             with transaction.atomic():
                 outcomes = [
-                    run_event(event, payload, jobs, worker=self.name, careful=False, replay=replay)
+                    run_event(event, payload, jobs, worker=self.name, careful=False, replay=replay, **options[event.pk])
                     for event, payload, jobs in batch
                 ]
                 write_outcomes(outcomes, pump=self.name)
         except Exception as exc:  # noqa: BLE001 - any failure: run the batch again, one event at a time
             logger.debug("batch of %d run again event by event: %r", len(batch), exc)
             known = {exc.key: (exc.error, exc.trace)} if isinstance(exc, NeedsCare) else {}
-            outcomes = self._one_by_one(batch, replay=replay, known_failures=known)
+            outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options)
         self._after(outcomes)
-        return len(outcomes)
+        return outcomes
 
-    def _load(self, event_ids: list[int]) -> list[tuple[Event, dict | Exception, dict[str, Job]]]:
+    def _options(self, batch, replay: bool, work) -> dict[int, dict]:
+        """Per event: the jobs a replay runs, the replay's id, and (outside a replay) the jobs
+        whose handler is disabled for the shop: one query per batch on the few switches."""
+        from integrations.replay.switches import disabled_by_shop
+
+        disabled = {} if replay else disabled_by_shop()
+        options = {}
+        for event, _payload, _jobs in batch:
+            if work is not None:
+                options[event.pk] = {"only": work.jobs_for(event.pk), "replay_id": work.replay_of(event.pk)}
+            else:
+                held = {**disabled.get(None, {}), **disabled.get(event.shop_id, {})}
+                options[event.pk] = {"disabled": held} if held else {}
+        return options
+
+    def _load(self, event_ids: list[int], work=None) -> list[tuple[Event, dict | Exception, dict[str, Job]]]:
         events = list(
             Event.objects.filter(pk__in=event_ids, claimed_by=self.name).select_related("shop").order_by("pk")
         )
@@ -146,9 +177,10 @@ class Pump:
         for job in Job.objects.filter(event_id__in=event_ids):
             jobs[job.event_id][job.name] = job
         batch = []
+        refetched = work.payloads if work is not None else {}
         for event in events:
             try:
-                payload: dict | Exception = parse_payload(bodies.get(event.pk))
+                payload: dict | Exception = refetched.get(event.pk) or parse_payload(bodies.get(event.pk))
             except ValueError as exc:
                 payload = exc
             batch.append((event, payload, jobs[event.pk]))
@@ -157,7 +189,7 @@ class Pump:
         batch.sort(key=_lock_order)
         return batch
 
-    def _one_by_one(self, batch, *, replay: bool, known_failures: dict) -> list[Outcome]:
+    def _one_by_one(self, batch, *, replay: bool, known_failures: dict, options: dict) -> list[Outcome]:
         outcomes = []
         for event, payload, jobs in batch:
             try:
@@ -170,6 +202,7 @@ class Pump:
                         careful=True,
                         replay=replay,
                         known_failures=known_failures,
+                        **options[event.pk],
                     )
                     write_outcomes([outcome], pump=self.name)
             except LostClaim:

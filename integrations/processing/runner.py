@@ -12,6 +12,8 @@ import json
 import random
 import socket
 import traceback
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +31,24 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 HOST = socket.gethostname()
+
+
+_replay_lane: ContextVar[int | None] = ContextVar("replay_lane", default=None)
+
+
+@contextmanager
+def replay_lane(replay_id: int | None):
+    """While a replay runs a job, the outbound calls the job enqueues go in the replay lane and
+    say which replay asked for them (`integrations.outbound.queue.enqueue_for_event`)."""
+    token = _replay_lane.set(replay_id)
+    try:
+        yield
+    finally:
+        _replay_lane.reset(token)
+
+
+def current_replay() -> int | None:
+    return _replay_lane.get()
 
 
 class LostClaim(Exception):
@@ -64,6 +84,7 @@ class JobRun:
     job: Job
     source: str | None  # the job's stored status before this run; None for a job created now
     attempt: Attempt | None = None
+    held: bool = False  # not run: its handler is disabled for the shop
 
 
 @dataclass
@@ -98,11 +119,17 @@ def run_event(
     replay: bool = False,
     now: datetime | None = None,
     known_failures: dict | None = None,
+    only: set[str] | frozenset | None = None,
+    disabled: dict[str, str] | None = None,
+    replay_id: int | None = None,
 ) -> Outcome:
     """Run the event's due jobs. `payload` is the parsed body, or the error that parsing raised.
 
     With `careful`, each job runs in its own savepoint, so a job that raises loses only its own
     writes; without, a job that raises aborts with NeedsCare (the caller retries carefully).
+    A replay (`replay`) runs the jobs in `only` (every job when None), whatever their status,
+    and leaves the others as they are. `disabled` maps the jobs whose handler is disabled for the
+    shop to why: outside a replay they are held instead of run.
     """
     now = now or timezone.now()
     if isinstance(payload, Exception):
@@ -123,27 +150,47 @@ def run_event(
     outcome = Outcome(event, Status.PROCESSED, resource=resource)
     for name in names:
         job = jobs.get(name)
+        due = (only is None or name in only) if replay else None
+        if due is False and job is None:
+            continue  # a replay creates only the jobs it runs
         run = JobRun(job or Job(event=event, name=name, created_at=now), job.status if job else None)
         outcome.runs.append(run)
-        if not _due(run, now, replay):
+        if not (due if replay else _due(run, now)):
+            continue
+        if not replay and disabled and name in disabled:
+            _hold(run, disabled[name])
             continue
         known = (known_failures or {}).get((event.pk, name))
-        _run_job(run, event, payload, worker=worker, careful=careful, replay=replay, known=known)
+        _run_job(run, event, payload, worker=worker, careful=careful, replay=replay, known=known, replay_id=replay_id)
     return _settle(outcome)
 
 
-def _due(run: JobRun, now: datetime, replay: bool) -> bool:
+def _hold(run: JobRun, reason: str) -> None:
     job = run.job
-    if replay:
-        return True
+    job.status, job.next_attempt_at, job.last_error, job.retryable = Job.Status.HELD, None, reason[:2000], None
+    run.held = True
+
+
+def _due(run: JobRun, now: datetime) -> bool:
+    job = run.job
     if job.status == Job.Status.PENDING:
         return True
     if job.status == Job.Status.RETRY_WAIT:
         return job.next_attempt_at is None or job.next_attempt_at <= now
-    return False  # succeeded or failed: only a replay runs it again
+    return False  # succeeded, failed or held: only a replay runs it again
 
 
-def _run_job(run: JobRun, event: Event, payload: dict, *, worker: str, careful: bool, replay: bool, known=None) -> None:
+def _run_job(
+    run: JobRun,
+    event: Event,
+    payload: dict,
+    *,
+    worker: str,
+    careful: bool,
+    replay: bool,
+    known=None,
+    replay_id: int | None = None,
+) -> None:
     job = run.job
     number = job.attempt_count + 1
     trigger = Attempt.Trigger.REPLAY if replay else Attempt.Trigger.FIRST if number == 1 else Attempt.Trigger.RETRY
@@ -151,20 +198,23 @@ def _run_job(run: JobRun, event: Event, payload: dict, *, worker: str, careful: 
     if known is not None:  # it already ran and raised in the batch run: record that, don't run again
         error, trace = known
         _record_failure(run, error, number=number, trigger=trigger, started=started, worker=worker, trace=trace)
+        run.attempt.replay_id = replay_id
         return
     job_type = JOB_TYPES.get(job.name)
     try:
         if job_type is None:
             raise LookupError(f"no job type named {job.name!r} is registered")
-        if careful:
-            with transaction.atomic():
+        with replay_lane(replay_id):
+            if careful:
+                with transaction.atomic():
+                    result = job_type.run(event, payload)
+            else:
                 result = job_type.run(event, payload)
-        else:
-            result = job_type.run(event, payload)
     except Exception as exc:
         if not careful:
             raise NeedsCare(event.pk, job.name, exc, traceback.format_exc()) from exc
         _record_failure(run, exc, number=number, trigger=trigger, started=started, worker=worker)
+        run.attempt.replay_id = replay_id
         return
     finished = timezone.now()
     job.status, job.finished_at, job.last_error, job.retryable = Job.Status.SUCCEEDED, finished, "", None
@@ -178,6 +228,7 @@ def _run_job(run: JobRun, event: Event, payload: dict, *, worker: str, careful: 
         message=str(result)[:2000],
         trigger=trigger,
         worker=worker,
+        replay_id=replay_id,
     )
 
 
@@ -214,6 +265,7 @@ def _settle(outcome: Outcome) -> Outcome:
     jobs = [run.job for run in outcome.runs]
     failed = [job for job in jobs if job.status == Job.Status.FAILED]
     waiting = [job for job in jobs if job.status in (Job.Status.RETRY_WAIT, Job.Status.PENDING)]
+    held = [job for job in jobs if job.status == Job.Status.HELD]
     if failed:
         job = failed[0]
         kind = "retryable" if job.retryable else "not retryable"
@@ -223,6 +275,10 @@ def _settle(outcome: Outcome) -> Outcome:
         job = waiting[0]
         outcome.status, outcome.next_attempt_at = Status.RETRY_WAIT, due
         outcome.reason = f"job {job.name} failed and retries at {due:%H:%M:%S} UTC: {job.last_error}"
+    elif held:
+        names = ", ".join(job.name for job in held)
+        outcome.status = Status.HELD
+        outcome.reason = f"held: {held[0].last_error}. {names} did not run; replay the event once it is enabled"
     return outcome
 
 
@@ -265,7 +321,7 @@ def write_outcomes(outcomes: list[Outcome], *, pump: str) -> None:
     changed = [
         (run.job.pk, run.source, run.job.status, {name: getattr(run.job, name) for name in JOB_FIELDS})
         for run in runs
-        if run.source is not None and run.attempt is not None
+        if run.source is not None and (run.attempt is not None or run.held)
     ]
     if changed and Job.STATES.move_each(Job, changed) != len(changed):
         raise LostClaim("a job changed under a claimed event")

@@ -4,11 +4,18 @@
     manage.py events fail <event-id> --reason R --user U [--json]
     manage.py events ignore <event-id> --reason R --user U [--json]
     manage.py events pumps [--json]
+    manage.py events replay WEBHOOK_ID [--shop DOMAIN] [--dry-run] [--refetch] --reason R [--user U] [--wait] [--json]
+    manage.py events replay --filter "shop=S&topic=T&status=failed&since=ISO&until=ISO" [...same flags]
 
 `trace` answers the five support questions for one webhook in plain words, or as one JSON object
 with --json (the same shape the console uses). Exit status 1 when the webhook id is unknown.
 `fail` and `ignore` set an event's status by hand, as the event page does (same service, same
 audit entry, recorded for --user). `pumps` lists the event pumps and whether each is alive.
+`replay` always makes the dry run first and prints it; with --dry-run that is all. Without, it runs
+exactly that plan (a reason is required): queued for the worker's replay lane, or waiting for an
+admin's approval when it is over the limits (`manage.py replays approve ID --user U`). --wait
+follows the progress until it is done. Exit status: 1 refused (no reason, nothing replayable,
+unknown webhook, a rejected delivery), 3 waiting for approval.
 """
 
 import json
@@ -39,6 +46,21 @@ class Command(BaseCommand):
         pumps = subcommands.add_parser("pumps", help="The event pumps, their last heartbeat and events handled.")
         pumps.add_argument("--json", dest="as_json", action="store_true", help="Print a JSON list.")
 
+        replay = subcommands.add_parser(
+            "replay", help="Dry-run, then replay, one webhook or every event matching a filter."
+        )
+        replay.add_argument("webhook_id", nargs="?", help="X-Shopify-Webhook-Id of the event to replay.")
+        replay.add_argument("--filter", dest="filter", help='e.g. "shop=S&topic=orders/create&status=failed&since=ISO"')
+        replay.add_argument("--shop", dest="shop", help="Shop domain, when the webhook id was seen for several shops.")
+        replay.add_argument("--dry-run", action="store_true", help="Only show the plan: nothing runs.")
+        replay.add_argument(
+            "--refetch", action="store_true", help="Read each record from Shopify first (stale payloads)."
+        )
+        replay.add_argument("--reason", default="", help="Why (required for a real replay; kept in the audit trail).")
+        replay.add_argument("--user", help="Who asks (a support or admin username); default: the command line.")
+        replay.add_argument("--wait", action="store_true", help="Follow the progress until the replay is done.")
+        replay.add_argument("--json", dest="as_json", action="store_true", help="Print one JSON object.")
+
     def handle(self, *args, subcommand: str, **options):
         if subcommand == "trace":
             self.trace(options["webhook_id"], shop=options["shop"], as_json=options["as_json"])
@@ -52,6 +74,13 @@ class Command(BaseCommand):
             )
         elif subcommand == "pumps":
             self.pumps(as_json=options["as_json"])
+        elif subcommand == "replay":
+            self.replay(options)
+
+    def replay(self, options) -> None:
+        from integrations.replay.commands import run_replay_command
+
+        run_replay_command(self, options)
 
     def set_status(self, verb: str, event_id: int, *, reason: str, username: str, as_json: bool) -> None:
         from django.contrib.auth import get_user_model
