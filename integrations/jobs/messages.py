@@ -5,7 +5,7 @@ who finds one failed checks the outbox and resends by hand. The outbox row's uni
 from django.db import connection
 from django.utils import timezone
 
-from integrations.jobs.registry import job, never
+from integrations.jobs.registry import RetryableJobError, job, never
 from integrations.models import CustomerMessage, Event, PlatformOrder
 
 SHIPPING = CustomerMessage.Kind.SHIPPING_CONFIRMATION
@@ -38,11 +38,14 @@ def email_shipping_confirmation(event: Event, payload: dict) -> str:
         raise ValueError("fulfillment without order_id: cannot tell whose order shipped")
     record_gid = str(payload.get("admin_graphql_api_id") or f"gid://shopify/Fulfillment/{payload.get('id')}")[:255]
     order = PlatformOrder.objects.filter(shop_id=event.shop_id, shopify_id=int(order_id)).values("email", "name")
-    order = order.first() or {}
-    to_email = str(order.get("email") or payload.get("email") or "")[:255]
+    order = order.first()
+    if order is None:
+        # The fulfillment can arrive before its order: wait for the order rather than send nothing.
+        raise RetryableJobError(f"order {order_id} is not synced yet: the email waits for its address")
+    to_email = str(order["email"] or payload.get("email") or "")[:255]
     if not to_email:
-        return f"no email address for order {order_id} (not synced yet, or redacted): nothing sent"
-    name = order.get("name") or str(payload.get("name") or order_id)
+        return f"no email address for order {order_id} (none given, or redacted): nothing sent"
+    name = order["name"] or str(payload.get("name") or order_id)
     tracking = payload.get("tracking_number") or ", ".join(payload.get("tracking_numbers") or []) or "none yet"
     subject = f"Your order {name} is on its way"[:255]
     body = f"Carrier: {payload.get('tracking_company') or 'unknown'}. Tracking number: {tracking}."

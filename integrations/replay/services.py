@@ -119,14 +119,15 @@ def do_replay(replay: ReplayRequest, *, by, reason: str, plan_hash: str, request
     if plan_hash != replay.plan_hash:
         raise PlanChanged(f"replay {replay.pk} has another plan than the one shown: look at it again")
     plan = _replan(replay)
-    with transaction.atomic():
-        if plan.hash != replay.plan_hash:
+    if plan.hash != replay.plan_hash:
+        with transaction.atomic():
             _void(replay, plan, source=Status.PLANNED, by=by, request=request,
                   why="the selection or the state changed since the dry run")  # fmt: skip
-            raise PlanChanged(
-                f"the events changed since the dry run of replay {replay.pk}: here is the new plan (hash "
-                f"{plan.hash[:12]}); check it and run it again"
-            )
+        raise PlanChanged(
+            f"the events changed since the dry run of replay {replay.pk}: here is the new plan (hash "
+            f"{plan.hash[:12]}); check it and run it again"
+        )
+    with transaction.atomic():
         target = Status.AWAITING_APPROVAL if replay.needs_approval else Status.QUEUED
         moved = ReplayRequest.STATES.move(
             ReplayRequest.objects.filter(pk=replay.pk, plan_hash=plan_hash),
@@ -165,14 +166,15 @@ def approve_replay(replay: ReplayRequest, *, by, plan_hash: str | None = None, r
     if plan_hash is not None and plan_hash != replay.plan_hash:
         raise PlanChanged(f"replay {replay.pk} has another plan than the one you saw: look at it again")
     plan = _replan(replay)
-    with transaction.atomic():
-        if plan.hash != replay.plan_hash:
+    if plan.hash != replay.plan_hash:
+        with transaction.atomic():
             _void(replay, plan, source=Status.AWAITING_APPROVAL, by=by, request=request,
                   why="approval voided: the selection or the state changed since the dry run")  # fmt: skip
-            raise PlanChanged(
-                f"the events changed since replay {replay.pk} was planned, so the approval would not cover what "
-                "would run: it is back to a dry run with the new plan, to be requested and approved again"
-            )
+        raise PlanChanged(
+            f"the events changed since replay {replay.pk} was planned, so the approval would not cover what "
+            "would run: it is back to a dry run with the new plan, to be requested and approved again"
+        )
+    with transaction.atomic():
         now = timezone.now()
         moved = ReplayRequest.STATES.move(
             ReplayRequest.objects.filter(pk=replay.pk, plan_hash=replay.plan_hash),
@@ -213,15 +215,17 @@ def _start(replay: ReplayRequest, plan: planner.Plan) -> None:
         replay.items_total = len(items)
         return
     now = timezone.now()
+    outcome = "nothing to run: every job was skipped in the plan"
     ReplayRequest.STATES.move(
         ReplayRequest.objects.filter(pk=replay.pk),
         source=Status.QUEUED,
         target=Status.DONE,
         started_at=now,
         finished_at=now,
-        outcome="nothing to run: every job was skipped in the plan",
+        outcome=outcome,
     )
-    replay.status = Status.DONE
+    replay.status, replay.started_at, replay.finished_at, replay.outcome = Status.DONE, now, now, outcome
+    record_action(actor=None, verb="replay.done", target=replay, after={"outcome": outcome})
 
 
 def cancel_replay(replay: ReplayRequest, *, by, reason: str, request=None) -> bool:
