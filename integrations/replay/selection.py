@@ -9,7 +9,7 @@ stops matching changes the plan (and voids an approval).
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
@@ -94,9 +94,20 @@ def for_filter(text: str) -> Selection:
     return Selection("filter", filter=normalized(text))
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """key=value pairs split on "&". Unlike a form's query string, "+" stays a plus: people type
+    times like 2026-12-01T03:00:00+01:00 here."""
+    pairs = []
+    for part in text.strip().lstrip("?").split("&"):
+        if part.strip():
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key.strip()), unquote(value).strip()))
+    return pairs
+
+
 def normalized(text: str) -> str:
-    pairs = parse_qsl(text.strip().lstrip("?"), keep_blank_values=False)
-    return urlencode(sorted((key, value.strip()) for key, value in pairs if value.strip()))
+    pairs = sorted((key, value) for key, value in _pairs(text) if value)
+    return "&".join(f"{key}={quote(value, safe=':/+@,.-_ ')}" for key, value in pairs)
 
 
 def _time(key: str, value: str) -> datetime:
@@ -110,7 +121,7 @@ def _time(key: str, value: str) -> datetime:
 
 def parse_filter(text: str) -> Q:
     """The filter as a Q on Event, or SelectionError saying what is wrong with it."""
-    pairs = parse_qsl(text.strip().lstrip("?"), keep_blank_values=True)
+    pairs = _pairs(text)
     if not pairs:
         raise SelectionError(f"the filter is empty: give at least one of {', '.join(FILTER_KEYS)}")
     query = Q()

@@ -1,7 +1,10 @@
 import pytest
 
+from integrations.models import Event
 from integrations.processing.pump import Pump
 from tests.factories import ShopFactory
+from tests.replay.helpers import failing
+from tests.webhooks import order, receive
 
 
 @pytest.fixture
@@ -24,3 +27,20 @@ def drain():
         return total
 
     return run
+
+
+@pytest.fixture
+def failed_paid(shop, drain, monkeypatch):
+    """make(n) -> n orders/paid events whose notify_fulfillment failed (not retryable)."""
+
+    def make(n: int = 1, start: int = 1001) -> list[Event]:
+        restore = failing(monkeypatch, "notify_fulfillment", "warehouse API down")
+        events = [receive(shop, "orders/paid", order(order_id=start + i, customer={"id": 7000 + i})) for i in range(n)]
+        drain()
+        restore()
+        for event in events:
+            event.refresh_from_db()
+            assert event.status == Event.Status.FAILED
+        return events
+
+    return make

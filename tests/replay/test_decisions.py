@@ -20,20 +20,10 @@ from integrations.models import (
 from integrations.replay import services
 from integrations.replay.selection import for_events
 from integrations.replay.switches import set_handler
+from tests.replay.helpers import failing
 from tests.webhooks import order, receive
 
 pytestmark = pytest.mark.django_db
-
-
-def failing(monkeypatch, name: str, message: str = "downstream is down"):
-    """Make job `name` raise (not retryable) until the returned undo is called."""
-    real = registry.JOB_TYPES[name]
-
-    def broken(event, payload):
-        raise ValueError(message)
-
-    monkeypatch.setitem(registry.JOB_TYPES, name, real.__class__(**{**real.__dict__, "run": broken}))
-    return lambda: monkeypatch.setitem(registry.JOB_TYPES, name, real)
 
 
 def plan_of(event: Event, mode: str = "stored") -> dict[str, dict]:

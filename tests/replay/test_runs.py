@@ -20,27 +20,9 @@ from integrations.processing.pump import Pump
 from integrations.replay import services
 from integrations.replay.runner import waiting_counts
 from integrations.replay.selection import for_events, for_filter
-from tests.replay.test_decisions import failing
 from tests.webhooks import order, receive
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def failed_paid(shop, drain, monkeypatch):
-    """make(n) -> n orders/paid events whose notify_fulfillment failed (not retryable)."""
-
-    def make(n: int = 1, start: int = 1001) -> list[Event]:
-        restore = failing(monkeypatch, "notify_fulfillment", "warehouse API down")
-        events = [receive(shop, "orders/paid", order(order_id=start + i, customer={"id": 7000 + i})) for i in range(n)]
-        drain()
-        restore()
-        for event in events:
-            event.refresh_from_db()
-            assert event.status == Event.Status.FAILED
-        return events
-
-    return make
 
 
 def run(replay: ReplayRequest, by=None, reason: str = "warehouse is back") -> ReplayRequest:
