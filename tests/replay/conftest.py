@@ -3,6 +3,7 @@ import pytest
 from integrations.models import Event
 from integrations.processing.pump import Pump
 from tests.factories import ShopFactory
+from tests.outbound.conftest import simulator, store, store_factory  # noqa: F401 - simulator fixtures
 from tests.replay.helpers import failing
 from tests.webhooks import order, receive
 
