@@ -30,6 +30,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # TEST_DB_SUFFIX keeps two test runs in one checkout apart (e.g. two people, or CI and a shell).
     _suffix = os.environ.get("TEST_DB_SUFFIX", "")
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-console{_suffix}.sqlite3")}  # noqa: F405
+elif _suffix := os.environ.get("TEST_DB_SUFFIX", "").replace("-", "_"):
+    # On PostgreSQL too: test_<name><suffix>, so two runs on one server do not drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_suffix}"}  # noqa: F405
 # Static files come from the finders in tests; no collectstatic run is needed.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
