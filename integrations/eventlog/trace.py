@@ -311,6 +311,7 @@ def plain_words(trace: dict[str, Any]) -> list[tuple[str, str]]:
             "retry_wait": "Not yet: a job failed and is waiting for its retry.",
             "failed": "No: processing failed.",
             "ignored": "No: deliberately ignored.",
+            "held": "Not yet: a handler is disabled for it; its jobs are held until a replay runs them.",
             "rejected": "No: never accepted, so never processed.",
         }.get(status, f"No ({status}).")
     jobs = trace["jobs"]

@@ -34,13 +34,20 @@ def run_replay_command(command, options) -> None:
     if bool(options["webhook_id"]) == bool(options["filter"]):
         raise CommandError("Give a webhook id or --filter (one of them).")
     by = user_named(options["user"])
+    incident = None
+    if options.get("incident"):
+        from incidents.models import Incident
+
+        incident = Incident.objects.filter(pk=options["incident"]).first()
+        if incident is None:
+            raise CommandError(f"No incident {options['incident']}.")
     mode = ReplayRequest.Mode.REFETCH if options["refetch"] else ReplayRequest.Mode.STORED
     try:
         if options["filter"]:
             selection = for_filter(options["filter"])
         else:
             selection = for_webhook(options["webhook_id"], options["shop"])
-        replay = services.check_replay(selection=selection, mode=mode, by=by)
+        replay = services.check_replay(selection=selection, mode=mode, by=by, incident=incident)
         if real:
             replay = services.do_replay(replay, by=by, reason=options["reason"], plan_hash=replay.plan_hash)
     except (SelectionError, services.ReplayError) as exc:

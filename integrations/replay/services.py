@@ -270,6 +270,22 @@ def cancel_replay(replay: ReplayRequest, *, by, reason: str, request=None) -> bo
     return True
 
 
+def link_incident(replay: ReplayRequest, incident, *, by, request=None) -> None:
+    """Link a replay to the incident it belongs to (or unlink it with None); audited."""
+    before = replay.incident_id
+    with transaction.atomic():
+        ReplayRequest.objects.filter(pk=replay.pk).update(incident=incident)
+        record_action(
+            actor=by,
+            verb="replay.link_incident",
+            target=replay,
+            before={"incident": before},
+            after={"incident": incident.pk if incident else None},
+            request=request,
+        )
+    replay.incident = incident
+
+
 def replay_json(replay: ReplayRequest, *, with_plan: bool = True) -> dict:
     """A replay as the command line prints it (--json): the dry run's keys first."""
     summary = replay.summary or {}

@@ -116,3 +116,21 @@ def test_support_cannot_approve_and_replays_can_be_listed_and_cancelled(shop, fa
     call_command("replays", "cancel", str(replay.pk), "--reason", "not needed", stdout=StringIO())
     replay.refresh_from_db()
     assert replay.status == "cancelled"
+
+
+def test_a_replay_can_be_linked_to_an_incident(shop, failed_paid, admin_user):
+    from console.models import AuditEntry
+    from integrations.replay import services
+    from tests.factories import IncidentFactory
+
+    [paid] = failed_paid()
+    incident = IncidentFactory(opened_by=admin_user)
+    data = replay_cmd(paid.webhook_id, "--dry-run", "--incident", str(incident.pk))
+    assert data["incident_id"] == incident.pk
+    assert list(incident.replays.values_list("pk", flat=True)) == [data["id"]]
+    replay = ReplayRequest.objects.get(pk=data["id"])
+    services.link_incident(replay, None, by=admin_user)
+    assert ReplayRequest.objects.get(pk=replay.pk).incident is None
+    assert AuditEntry.objects.filter(verb="replay.link_incident", target_id=str(replay.pk)).exists()
+    with pytest.raises(CommandError, match="No incident"):
+        call_command("events", "replay", paid.webhook_id, "--dry-run", "--incident", "999999")

@@ -59,6 +59,7 @@ class Command(BaseCommand):
         replay.add_argument("--reason", default="", help="Why (required for a real replay; kept in the audit trail).")
         replay.add_argument("--user", help="Who asks (a support or admin username); default: the command line.")
         replay.add_argument("--wait", action="store_true", help="Follow the progress until the replay is done.")
+        replay.add_argument("--incident", type=int, help="Link the replay to this incident (its id).")
         replay.add_argument("--json", dest="as_json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, subcommand: str, **options):
