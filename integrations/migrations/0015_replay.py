@@ -367,6 +367,12 @@ class Migration(migrations.Migration):
                 condition=models.Q(("status", "pending")), fields=["replay", "id"], name="int_replay_item_todo_idx"
             ),
         ),
+        migrations.AddIndex(
+            model_name="replayitem",
+            index=models.Index(
+                condition=models.Q(("status", "claimed")), fields=["claimed_at"], name="int_replay_item_claimed_idx"
+            ),
+        ),
         migrations.AddConstraint(
             model_name="replayitem",
             constraint=models.UniqueConstraint(fields=("replay", "event"), name="int_replay_item_once"),

@@ -168,6 +168,10 @@ class ReplayItem(models.Model):
             models.Index(
                 fields=["replay", "id"], name="int_replay_item_todo_idx", condition=models.Q(status="pending")
             ),
+            # Recovery of a dead pump's items, every few seconds: only the few claimed ones.
+            models.Index(
+                fields=["claimed_at"], name="int_replay_item_claimed_idx", condition=models.Q(status="claimed")
+            ),
         ]
 
     def __str__(self) -> str:

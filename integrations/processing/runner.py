@@ -270,15 +270,19 @@ def _settle(outcome: Outcome) -> Outcome:
         job = failed[0]
         kind = "retryable" if job.retryable else "not retryable"
         outcome.status, outcome.reason = Status.FAILED, f"job {job.name} failed ({kind}): {job.last_error}"
+    elif held:
+        # Held before waiting: a job waiting on a held one (the tag waits for the notification)
+        # would retry for nothing; the replay after enabling runs them all, in topic order.
+        names = ", ".join(job.name for job in held)
+        outcome.status = Status.HELD
+        outcome.reason = f"held: {held[0].last_error}. {names} did not run; replay the event once it is enabled"
+        if waiting:
+            outcome.reason += f" (it also runs {', '.join(job.name for job in waiting)}, waiting on it)"
     elif waiting:
         due = min((job.next_attempt_at for job in waiting if job.next_attempt_at), default=timezone.now())
         job = waiting[0]
         outcome.status, outcome.next_attempt_at = Status.RETRY_WAIT, due
         outcome.reason = f"job {job.name} failed and retries at {due:%H:%M:%S} UTC: {job.last_error}"
-    elif held:
-        names = ", ".join(job.name for job in held)
-        outcome.status = Status.HELD
-        outcome.reason = f"held: {held[0].last_error}. {names} did not run; replay the event once it is enabled"
     return outcome
 
 

@@ -133,9 +133,6 @@ def _run_items(pump, items: list[ReplayItem]) -> int:
     )
     held = set(Event.objects.filter(pk__in=list(previous), claimed_by=pump.name).values_list("id", flat=True))
     busy = [item for item in items if item.event_id not in held]
-    for item in busy:
-        status = previous.get(item.event_id)
-        item.waiting_for = f"the event is {status or 'gone'}: waiting for it to settle"
     _put_back(busy, "the event is being processed elsewhere (a pump or another replay): waiting for it")
     items = [item for item in items if item.event_id in held]
     if not items:

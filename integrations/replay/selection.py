@@ -2,7 +2,8 @@
 
 A filter is a query string, the same on the page and the command line:
 `shop=S&topic=T&status=failed&since=ISO&until=ISO` (every key optional but at least one), plus
-`job=NAME` (events with that job, e.g. the held jobs of a handler just enabled). A selection is
+`job=NAME` (events with that job) and `held_job=NAME` (events whose NAME job is held: what a
+handler disabled meanwhile left behind). A selection is
 resolved to event ids, oldest first, whenever a plan is computed, so an event that starts or
 stops matching changes the plan (and voids an approval).
 """
@@ -18,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from integrations.jobs.registry import JOB_TYPES
 from integrations.models import Delivery, Event, Job, Shop, webhook_id_match
 
-FILTER_KEYS = ("shop", "topic", "status", "since", "until", "job")
+FILTER_KEYS = ("shop", "topic", "status", "since", "until", "job", "held_job")
 REPLAYABLE = (Event.Status.PROCESSED, Event.Status.FAILED, Event.Status.IGNORED, Event.Status.HELD)
 
 
@@ -150,10 +151,11 @@ def parse_filter(text: str) -> Q:
             query &= Q(received_at__gte=_time(key, value))
         elif key == "until":
             query &= Q(received_at__lt=_time(key, value))
-        elif key == "job":
+        elif key in ("job", "held_job"):
             if value not in JOB_TYPES:
                 raise SelectionError(f"no job named {value!r}")
-            query &= Q(Exists(Job.objects.filter(event=OuterRef("pk"), name=value)))
+            jobs = Job.objects.filter(event=OuterRef("pk"), name=value)
+            query &= Q(Exists(jobs.filter(status=Job.Status.HELD) if key == "held_job" else jobs))
     return query
 
 

@@ -44,6 +44,10 @@ def set_handler(*, job: str, shop: Shop | None, disabled: bool, by, reason: str,
     if not reason.strip():
         raise SwitchError("Say why (kept in the audit trail and shown on every held event).")
     now = timezone.now()
+    if not disabled and shop is not None and HandlerSwitch.objects.filter(shop=None, job=job, disabled=True).exists():
+        raise SwitchError(
+            f"{job} is disabled for all shops: enable it for all shops (it stays disabled where it has its own switch)"
+        )
     with transaction.atomic():
         switch = HandlerSwitch.objects.select_for_update().filter(shop=shop, job=job).first()
         before = {"disabled": switch.disabled if switch else False}
@@ -72,8 +76,9 @@ def set_handler(*, job: str, shop: Shop | None, disabled: bool, by, reason: str,
 
 
 def held_events(job: str, shop: Shop | None = None):
-    """Events held because `job` was disabled (for `shop`, or any shop), oldest first."""
-    events = Event.objects.filter(status=Event.Status.HELD).filter(
+    """Events whose `job` was held while it was disabled (for `shop`, or any shop), oldest first:
+    shown as held, or failed if another of their jobs failed meanwhile."""
+    events = Event.objects.exclude(status__in=Event.IN_FLIGHT_STATUSES).filter(
         Exists(Job.objects.filter(event=OuterRef("pk"), name=job, status=Job.Status.HELD))
     )
     if shop is not None:
@@ -83,7 +88,7 @@ def held_events(job: str, shop: Shop | None = None):
 
 def held_filter(job: str, shop: Shop | None = None) -> str:
     """The replay filter that selects those held events."""
-    return f"job={job}&status=held" + (f"&shop={shop.domain}" if shop is not None else "")
+    return f"held_job={job}" + (f"&shop={shop.domain}" if shop is not None else "")
 
 
 def switches_overview() -> list[dict]:
