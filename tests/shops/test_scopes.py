@@ -82,6 +82,7 @@ def test_scopes_are_declared_on_operations_and_jobs():
     needs = required_scopes()
     assert sorted(needs) == [
         "read_customers",
+        "read_fulfillments",
         "read_inventory",
         "read_orders",
         "read_products",

@@ -74,7 +74,7 @@ def test_a_dropped_subscription_is_reported_with_its_gap_and_resubscribe_restore
     first = check_subscriptions(shop, triggered_by="test")
     assert first["ok"] and first["missing"] == [] and first["error"] == "" and first["gaps"] == []
     assert set(EXPECTED_TOPICS) <= set(first["actual"])
-    assert first["extra"] == ["fulfillments/create"]  # subscribed by the simulator, not handled: no problem
+    assert first["extra"] == []  # fulfillments/create too is handled now (the shipping confirmation email)
     customers = sim.records("customers")
 
     edit_customer(sim, customers[0], "before the outage")
