@@ -5,6 +5,8 @@ NAVIGATION = [
     ("Dashboard", "dashboard", None),
     ("Events", "events:list", "integrations.view_event"),
     ("Outbound", "outbound:index", "integrations.view_outboundcall"),
+    ("Replays", "replays:list", "integrations.view_replayrequest"),
+    ("Runbook", "replays:runbook", "integrations.view_event"),
     ("Incidents", "incidents:list", "incidents.view_incident"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),

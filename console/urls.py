@@ -21,6 +21,7 @@ urlpatterns = [
     path("shops/", include("integrations.shops.urls")),
     path("events/", include("integrations.eventlog.urls")),
     path("outbound/", include("integrations.outbound.urls")),
+    path("replays/", include("integrations.replay.urls")),
     path("incidents/", include("incidents.urls")),
     path("privacy/", include("integrations.privacy.urls")),
     path("admin/", admin.site.urls),

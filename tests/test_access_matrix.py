@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from console import roles
 from console.audit import record_action
-from integrations.models import PrivacyRequest, SavedView
+from integrations.models import PrivacyRequest, ReplayRequest, SavedView
 from tests.factories import DeliveryFactory, EventFactory, OutboundCallFactory, ShopFactory
 
 ANON = "anonymous"
@@ -65,6 +65,17 @@ ACCESS = {
     "outbound:send_again": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "outbound:pause": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "outbound:resume": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "replays:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "replays:new": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only: makes a dry run
+    "replays:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "replays:progress": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "replays:run": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "replays:approve": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only; admins
+    "replays:cancel": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "replays:replan": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "replays:runbook": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "replays:handlers": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "replays:handler_switch": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
 }
 # Views that change something: a POST from a role without the right gets 403 and changes nothing.
 ACTIONS = {
@@ -90,6 +101,12 @@ ACTIONS = {
     "outbound:send_again": {CS: 403},
     "outbound:pause": {CS: 403},
     "outbound:resume": {CS: 403},
+    "replays:new": {CS: 403},
+    "replays:run": {CS: 403},
+    "replays:approve": {S: 403, CS: 403},
+    "replays:cancel": {CS: 403},
+    "replays:replan": {CS: 403},
+    "replays:handler_switch": {CS: 403},
 }
 
 
@@ -119,6 +136,10 @@ def url_for(db, admin_user):
     privacy = PrivacyRequest.objects.create(
         shop=shop, event=EventFactory(shop=shop), kind=PrivacyRequest.Kind.CUSTOMER_REDACT, due_at=timezone.now()
     )
+    replay = ReplayRequest.objects.create(
+        requested_by=admin_user, requested_label=admin_user.username, kind="one",
+        selection={"event_ids": [event.pk]}, plan_hash="0" * 64,
+    )  # fmt: skip
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
         "events:detail": {"pk": event.pk},
@@ -142,6 +163,10 @@ def url_for(db, admin_user):
         "outbound:send_again": {"pk": call.pk},
         "outbound:pause": {"shop_id": shop.pk},
         "outbound:resume": {"shop_id": shop.pk},
+        **{
+            f"replays:{name}": {"pk": replay.pk}
+            for name in ("detail", "progress", "run", "approve", "cancel", "replan")
+        },
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 

@@ -24,7 +24,10 @@ def test_navigation_follows_the_role(client, support_user, service_user, admin_u
         return re.findall(r"<li><a href=\"[^\"]+\"[^>]*>([^<]+)</a></li>", html)
 
     assert nav(service_user) == ["Dashboard", "Status board"]
-    staff_nav = ["Dashboard", "Events", "Outbound", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"]
+    staff_nav = [
+        "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Status board", "Shops", "Privacy",
+        "Audit trail",
+    ]  # fmt: skip
     assert nav(support_user) == staff_nav
     assert nav(admin_user) == staff_nav
 

@@ -24,10 +24,12 @@ from integrations.eventlog import export, filters, saved_views, selectors, triag
 from integrations.eventlog.trace import plain_words, trace_event, trace_webhook
 from integrations.models import Delivery, Event, SavedView
 from integrations.processing import interventions
+from integrations.replay.forms import filter_from_event_log
 
 VIEW = "integrations.view_event"
 TRIAGE = "integrations.triage_event"
 VIEW_CALLS = "integrations.view_outboundcall"
+REPLAY = "integrations.request_replay"
 
 
 # --- List -----------------------------------------------------------------------------------
@@ -92,6 +94,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
             applied.get("direction") or ("" if request.user.has_perm(VIEW_CALLS) else filters.INBOUND)
         ),
         "saved_views": SavedView.objects.filter(user=request.user),
+        # The filters as a replay filter ("" when they have none): "dry-run every matching event".
+        "replay_filter": filter_from_event_log(form, log.kind) if request.user.has_perm(REPLAY) else "",
     }
     if request.htmx and cursor:
         return render(request, "integrations/events/_rows.html", context)

@@ -245,7 +245,7 @@ def _finish_done(replay_ids: set[int]) -> None:
         if replay is None or replay.status != ReplayRequest.Status.RUNNING:
             continue
         outcome = (
-            f"{replay.items_done} events: {replay.jobs_ran} jobs ran, {replay.jobs_failed} failed, "
+            f"{_count(replay.items_done, 'event')}: {_count(replay.jobs_ran, 'job')} ran, {replay.jobs_failed} failed, "
             f"{replay.jobs_skipped} skipped because the state changed since the dry run"
         )
         moved = ReplayRequest.STATES.move(
@@ -254,6 +254,10 @@ def _finish_done(replay_ids: set[int]) -> None:
         )  # fmt: skip
         if moved:
             record_action(actor=None, verb="replay.done", target=replay, after={"outcome": outcome})
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _refetch(items: list[ReplayItem], work: ReplayWork) -> tuple[list[ReplayItem], list[ReplayItem]]:

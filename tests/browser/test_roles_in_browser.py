@@ -8,10 +8,13 @@ from tests.factories import ShopFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
+STAFF_NAV = [
+    "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Status board", "Shops", "Privacy", "Audit trail",
+]  # fmt: skip
 EXPECTED_NAV = {
-    roles.SUPPORT: ["Dashboard", "Events", "Outbound", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
+    roles.SUPPORT: STAFF_NAV,
     roles.CUSTOMER_SERVICE: ["Dashboard", "Status board"],
-    roles.ADMIN: ["Dashboard", "Events", "Outbound", "Incidents", "Status board", "Shops", "Privacy", "Audit trail"],
+    roles.ADMIN: STAFF_NAV,
 }
 
 
