@@ -17,6 +17,7 @@ Items of a paused shop wait until it is resumed.
 """
 
 import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 Item = ReplayItem.Status
 BUSY_WAIT = timedelta(seconds=2)
+HEAVY_FIELDS = ("plan", "summary", "approval_reasons", "selection")
 
 
 @dataclass
@@ -75,7 +77,12 @@ def claim_items(pump: str, limit: int) -> list[ReplayItem]:
             ReplayItem.objects.filter(pk__in=ids), source=Item.PENDING, target=Item.CLAIMED, claimed_by=pump,
             claimed_at=now,
         )  # fmt: skip
-    items = list(ReplayItem.objects.filter(pk__in=ids, claimed_by=pump, status=Item.CLAIMED).select_related("replay"))
+    # The replay's plan can be megabytes of JSON: never loaded here, once per item.
+    items = list(
+        ReplayItem.objects.filter(pk__in=ids, claimed_by=pump, status=Item.CLAIMED)
+        .select_related("replay")
+        .defer(*(f"replay__{name}" for name in HEAVY_FIELDS))
+    )
     started = {item.replay_id for item in items if item.replay.status == ReplayRequest.Status.QUEUED}
     if started:
         ReplayRequest.STATES.move(
@@ -138,11 +145,14 @@ def _run_items(pump, items: list[ReplayItem]) -> int:
     if not items:
         return settled
     runs, skipped = _recheck(items, work)
-    # Nothing left to run for an event: give it back as it was.
+    # Nothing left to run for an event: give it back as it was (one UPDATE per status).
+    back: dict[str, list[int]] = defaultdict(list)
     for item in skipped:
+        back[previous[item.event_id]].append(item.event_id)
+    for status, event_ids in back.items():
         Event.STATES.move(
-            Event.objects.filter(pk=item.event_id, claimed_by=pump.name), source=Event.Status.CLAIMED,
-            target=previous[item.event_id], claimed_by="", claimed_at=None,
+            Event.objects.filter(pk__in=event_ids, claimed_by=pump.name), source=Event.Status.CLAIMED,
+            target=status, claimed_by="", claimed_at=None,
         )  # fmt: skip
     settled += _settle_skipped(skipped)
     if not runs:
@@ -151,13 +161,10 @@ def _run_items(pump, items: list[ReplayItem]) -> int:
     by_event = {outcome.event.pk: outcome for outcome in outcomes}
     lost = [item for item in runs if item.event_id not in by_event]
     _put_back(lost, "the run was interrupted: it runs again")
-    for item in runs:
-        outcome = by_event.get(item.event_id)
-        if outcome is not None:
-            _settle_ran(item, outcome, work)
-            settled += 1
+    ran = [(item, by_event[item.event_id]) for item in runs if item.event_id in by_event]
+    _settle_ran(ran, work)
     _finish_done({item.replay_id for item in items})
-    return settled
+    return settled + len(ran)
 
 
 def _recheck(items: list[ReplayItem], work: ReplayWork) -> tuple[list[ReplayItem], list[ReplayItem]]:
@@ -191,49 +198,56 @@ def _recheck(items: list[ReplayItem], work: ReplayWork) -> tuple[list[ReplayItem
     return runs, skipped
 
 
-def _settle_skipped(items: list[ReplayItem]) -> int:
+def _settle(rows: list[tuple[ReplayItem, str, str]], counts: dict[int, Counter]) -> None:
+    """Settle claimed items, each (item, status, result), in one executemany, and add `counts`
+    to each replay's progress in one UPDATE per replay."""
     now = timezone.now()
+    ReplayItem.STATES.move_each(
+        ReplayItem,
+        [
+            (item.pk, Item.CLAIMED, status, {"finished_at": now, "result": result[:5000], "claimed_by": "",
+                                             "waiting_for": ""})
+            for item, status, result in rows
+        ],
+    )  # fmt: skip
+    for replay_id, counter in counts.items():
+        ReplayRequest.objects.filter(pk=replay_id).update(**{name: F(name) + n for name, n in counter.items()})
+
+
+def _settle_skipped(items: list[ReplayItem]) -> int:
+    rows, counts = [], defaultdict(Counter)
     for item in items:
         notes = getattr(item, "skip_notes", None) or [item.waiting_for or "skipped"]
-        moved = ReplayItem.STATES.move(
-            ReplayItem.objects.filter(pk=item.pk), source=Item.CLAIMED, target=Item.SKIPPED, finished_at=now,
-            result="; ".join(notes)[:5000], claimed_by="",
-        )  # fmt: skip
-        if moved:
-            ReplayRequest.objects.filter(pk=item.replay_id).update(
-                items_done=F("items_done") + 1, jobs_skipped=F("jobs_skipped") + max(1, len(item.jobs))
-            )
+        rows.append((item, Item.SKIPPED, "; ".join(notes)))
+        counts[item.replay_id].update(items_done=1, jobs_skipped=max(1, len(item.jobs)))
+    _settle(rows, counts)
     _finish_done({item.replay_id for item in items})
     return len(items)
 
 
-def _settle_ran(item: ReplayItem, outcome, work: ReplayWork) -> None:
-    ran = work.jobs_for(item.event_id)
-    results, failed = [], 0
-    for run in outcome.runs:
-        if run.job.name not in ran:
-            continue
-        if run.attempt is None:
-            results.append(f"{run.job.name}: did not run")
-            failed += 1
-            continue
-        results.append(f"{run.job.name}: {run.attempt.outcome} ({run.attempt.message[:300]})")
-        failed += run.attempt.outcome != "succeeded"
-    if not outcome.runs:
-        results.append(f"the event failed: {outcome.reason}")
-        failed = max(1, len(ran))
-    notes = getattr(item, "skip_notes", [])
-    status = Item.FAILED if failed else Item.DONE
-    ReplayItem.STATES.move(
-        ReplayItem.objects.filter(pk=item.pk), source=Item.CLAIMED, target=status, finished_at=timezone.now(),
-        result="; ".join(results + notes)[:5000], claimed_by="", waiting_for="",
-    )  # fmt: skip
-    ReplayRequest.objects.filter(pk=item.replay_id).update(
-        items_done=F("items_done") + 1,
-        jobs_ran=F("jobs_ran") + len(ran) - failed,
-        jobs_failed=F("jobs_failed") + failed,
-        jobs_skipped=F("jobs_skipped") + len(notes),
-    )
+def _settle_ran(ran: list, work: ReplayWork) -> None:
+    rows, counts = [], defaultdict(Counter)
+    for item, outcome in ran:
+        planned = work.jobs_for(item.event_id)
+        results, failed = [], 0
+        for run in outcome.runs:
+            if run.job.name not in planned:
+                continue
+            if run.attempt is None:
+                results.append(f"{run.job.name}: did not run")
+                failed += 1
+                continue
+            results.append(f"{run.job.name}: {run.attempt.outcome} ({run.attempt.message[:300]})")
+            failed += run.attempt.outcome != "succeeded"
+        if not outcome.runs:
+            results.append(f"the event failed: {outcome.reason}")
+            failed = max(1, len(planned))
+        notes = getattr(item, "skip_notes", [])
+        rows.append((item, Item.FAILED if failed else Item.DONE, "; ".join(results + notes)))
+        counts[item.replay_id].update(
+            items_done=1, jobs_ran=len(planned) - failed, jobs_failed=failed, jobs_skipped=len(notes)
+        )
+    _settle(rows, counts)
 
 
 def _finish_done(replay_ids: set[int]) -> None:
@@ -241,7 +255,7 @@ def _finish_done(replay_ids: set[int]) -> None:
     for replay_id in replay_ids:
         if ReplayItem.objects.filter(replay_id=replay_id, status__in=[Item.PENDING, Item.CLAIMED]).exists():
             continue
-        replay = ReplayRequest.objects.filter(pk=replay_id).first()
+        replay = ReplayRequest.objects.filter(pk=replay_id).defer(*HEAVY_FIELDS).first()
         if replay is None or replay.status != ReplayRequest.Status.RUNNING:
             continue
         outcome = (

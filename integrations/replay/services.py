@@ -109,6 +109,17 @@ def _void(replay: ReplayRequest, plan: planner.Plan, *, source: str, by, request
     replay.status = Status.PLANNED
 
 
+def _same_plan_or_void(replay: ReplayRequest, *, by, request, why: str, message: str) -> planner.Plan:
+    """A fresh dry run of the request; if it differs from the plan shown, the request gets the new
+    plan, back in "planned" (committed, and audited), and PlanChanged says so."""
+    plan = _replan(replay)
+    if plan.hash != replay.plan_hash:
+        with transaction.atomic():
+            _void(replay, plan, source=replay.status, by=by, request=request, why=why)
+        raise PlanChanged(message)
+    return plan
+
+
 def do_replay(replay: ReplayRequest, *, by, reason: str, plan_hash: str, request=None) -> ReplayRequest:
     """Run the plan that was shown (`plan_hash`), for `reason`. Returns the request, queued or
     waiting for approval. PlanChanged if a fresh dry run differs (the request has the new plan)."""
@@ -118,15 +129,11 @@ def do_replay(replay: ReplayRequest, *, by, reason: str, plan_hash: str, request
         raise ReplayError(f"replay {replay.pk} is {replay.get_status_display().lower()}: only a dry run can be run")
     if plan_hash != replay.plan_hash:
         raise PlanChanged(f"replay {replay.pk} has another plan than the one shown: look at it again")
-    plan = _replan(replay)
-    if plan.hash != replay.plan_hash:
-        with transaction.atomic():
-            _void(replay, plan, source=Status.PLANNED, by=by, request=request,
-                  why="the selection or the state changed since the dry run")  # fmt: skip
-        raise PlanChanged(
-            f"the events changed since the dry run of replay {replay.pk}: here is the new plan (hash "
-            f"{plan.hash[:12]}); check it and run it again"
-        )
+    plan = _same_plan_or_void(
+        replay, by=by, request=request, why="the selection or the state changed since the dry run",
+        message=f"the events changed since the dry run of replay {replay.pk}: here is the new plan; check it and run "
+        "it again",
+    )  # fmt: skip
     with transaction.atomic():
         target = Status.AWAITING_APPROVAL if replay.needs_approval else Status.QUEUED
         moved = ReplayRequest.STATES.move(
@@ -165,15 +172,11 @@ def approve_replay(replay: ReplayRequest, *, by, plan_hash: str | None = None, r
         raise ReplayError("You requested this replay: another admin must approve it.")
     if plan_hash is not None and plan_hash != replay.plan_hash:
         raise PlanChanged(f"replay {replay.pk} has another plan than the one you saw: look at it again")
-    plan = _replan(replay)
-    if plan.hash != replay.plan_hash:
-        with transaction.atomic():
-            _void(replay, plan, source=Status.AWAITING_APPROVAL, by=by, request=request,
-                  why="approval voided: the selection or the state changed since the dry run")  # fmt: skip
-        raise PlanChanged(
-            f"the events changed since replay {replay.pk} was planned, so the approval would not cover what "
-            "would run: it is back to a dry run with the new plan, to be requested and approved again"
-        )
+    plan = _same_plan_or_void(
+        replay, by=by, request=request, why="approval voided: the selection or the state changed since the dry run",
+        message=f"the events changed since replay {replay.pk} was planned, so the approval would not cover what "
+        "would run: it is back to a dry run with the new plan, to be requested and approved again",
+    )  # fmt: skip
     with transaction.atomic():
         now = timezone.now()
         moved = ReplayRequest.STATES.move(
