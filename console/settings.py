@@ -195,7 +195,7 @@ OUTBOUND_CLAIM_LEASE_SECONDS = env.int("OUTBOUND_CLAIM_LEASE_SECONDS", default=6
 # replay needs an admin other than the requester: events with jobs to run, records touched,
 # shops, and the sum of order totals at stake.
 REPLAY_MAX_EVENTS = env.int("REPLAY_MAX_EVENTS", default=10000)
-REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=25)
+REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=5)
 REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
 REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
 REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)

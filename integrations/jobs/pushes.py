@@ -121,6 +121,9 @@ def _keys(plan, **options):
     "a second run finds the call already there. tagsAdd only adds the tag.",
     writes=(("shopify", "order", "tags"),),
     intended_calls=_keys(_order_tag_call, planning=True),
+    # A newer event's run may have found nothing to push yet (no notification then): only the
+    # call's key says whether the tag was pushed, so an older event's run is never skipped for it.
+    supersedable=False,
 )
 def tag_notified_order(event: Event, payload: dict) -> str:
     """Tag an order in Shopify once the fulfillment queue was told about it."""
@@ -136,6 +139,7 @@ def tag_notified_order(event: Event, payload: dict) -> str:
     effect="Enqueues one outbound call keyed tag_buyer:<customer>:buyer, unique per shop: a customer is tagged once.",
     writes=(("shopify", "customer", "tags"),),
     intended_calls=_keys(_buyer_tag_call),
+    supersedable=False,
 )
 def tag_buyer(event: Event, payload: dict) -> str:
     """Tag the customer of a paid order as a buyer in Shopify."""

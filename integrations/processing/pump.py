@@ -10,6 +10,7 @@ separately and in small numbers, so they never hold up new events.
 """
 
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -29,6 +30,7 @@ from integrations.processing.runner import (
     NeedsCare,
     Outcome,
     failed_outcome,
+    is_deadlock,
     parse_payload,
     run_event,
     worker_name,
@@ -42,6 +44,7 @@ IDLE_SLEEP = 0.2  # an event reaching an idle pump waits at most this long to be
 BEAT_EVERY = 1.0
 RECOVER_EVERY = 5.0
 RETRIES_PER_PASS = 20
+DEADLOCK_RETRIES = 3
 
 
 class Pump:
@@ -132,19 +135,36 @@ class Pump:
         payloads refetched from Shopify, and the replay the attempts belong to."""
         if not event_ids:
             return []
-        batch = self._load(event_ids, work)
-        options = self._options(batch, replay, work)
-        try:
-            with transaction.atomic():
-                outcomes = [
-                    run_event(event, payload, jobs, worker=self.name, careful=False, replay=replay, **options[event.pk])
-                    for event, payload, jobs in batch
-                ]
-                write_outcomes(outcomes, pump=self.name)
-        except Exception as exc:  # noqa: BLE001 - any failure: run the batch again, one event at a time
-            logger.debug("batch of %d run again event by event: %r", len(batch), exc)
-            known = {exc.key: (exc.error, exc.trace)} if isinstance(exc, NeedsCare) else {}
-            outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options)
+        for round_ in range(DEADLOCK_RETRIES + 1):
+            # Loaded afresh each round: a rolled-back run changed the jobs and events in memory.
+            batch = self._load(event_ids, work)
+            options = self._options(batch, replay, work)
+            try:
+                with transaction.atomic():
+                    outcomes = [
+                        run_event(
+                            event, payload, jobs, worker=self.name, careful=False, replay=replay, **options[event.pk]
+                        )
+                        for event, payload, jobs in batch
+                    ]
+                    write_outcomes(outcomes, pump=self.name)
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure: run the batch again, one event at a time
+                cause = exc.error if isinstance(exc, NeedsCare) else exc
+                if is_deadlock(cause) and round_ < DEADLOCK_RETRIES:
+                    # Another pump's batch locked the same rows in another order: the database
+                    # chose us; run the whole batch again rather than record a failure.
+                    logger.info("batch of %d hit a deadlock; running it again", len(batch))
+                    time.sleep(random.uniform(0.01, 0.1))
+                    continue
+                logger.debug("batch of %d run again event by event: %r", len(batch), exc)
+                known = (
+                    {exc.key: (exc.error, exc.trace)} if isinstance(exc, NeedsCare) and not is_deadlock(cause) else {}
+                )
+                batch = self._load(event_ids, work)
+                options = self._options(batch, replay, work)
+                outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options)
+                break
         self._after(outcomes)
         return outcomes
 
@@ -193,18 +213,8 @@ class Pump:
         outcomes = []
         for event, payload, jobs in batch:
             try:
-                with transaction.atomic():
-                    outcome = run_event(
-                        event,
-                        payload,
-                        jobs,
-                        worker=self.name,
-                        careful=True,
-                        replay=replay,
-                        known_failures=known_failures,
-                        **options[event.pk],
-                    )
-                    write_outcomes([outcome], pump=self.name)
+                outcome = self._run_one(event, payload, jobs, replay=replay, known_failures=known_failures,
+                                        options=options[event.pk])  # fmt: skip
             except LostClaim:
                 logger.warning("pump %s lost its claim on event %s; its run was rolled back", self.name, event.pk)
                 continue
@@ -215,6 +225,26 @@ class Pump:
                     continue
             outcomes.append(outcome)
         return outcomes
+
+    def _run_one(self, event: Event, payload, jobs: dict, *, replay: bool, known_failures: dict, options: dict):
+        """One event in its own transaction, a savepoint per job. A job that lost a deadlock
+        (another pump locked the same rows in another order) runs the event again, with its jobs
+        as stored (the rolled-back run changed them in memory)."""
+        for round_ in range(DEADLOCK_RETRIES + 1):
+            try:
+                with transaction.atomic():
+                    outcome = run_event(
+                        event, payload, jobs, worker=self.name, careful=True, replay=replay,
+                        known_failures=known_failures, **options,
+                    )  # fmt: skip
+                    write_outcomes([outcome], pump=self.name)
+                return outcome
+            except DatabaseError as exc:
+                if not is_deadlock(exc) or round_ == DEADLOCK_RETRIES:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
+                jobs = {job.name: job for job in Job.objects.filter(event_id=event.pk)}
+        raise AssertionError("unreachable")
 
     def _fail(self, event: Event, reason: str) -> Outcome | None:
         outcome = failed_outcome(event, reason)

@@ -30,6 +30,7 @@ Status = Event.Status
 MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
+DEADLOCK_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
 HOST = socket.gethostname()
 
 
@@ -64,6 +65,16 @@ class NeedsCare(Exception):
     def __init__(self, event_id: int, job_name: str, error: Exception, trace: str) -> None:
         super().__init__(f"job {job_name} of event {event_id} raised {error!r}")
         self.key, self.error, self.trace = (event_id, job_name), error, trace
+
+
+def is_deadlock(exc: BaseException | None) -> bool:
+    """PostgreSQL chose this transaction as a deadlock's victim (or it failed to serialise): not
+    the job's fault, and running it again succeeds."""
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) in DEADLOCK_STATES:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def retry_delay(attempt_number: int) -> timedelta:
@@ -213,6 +224,8 @@ def _run_job(
     except Exception as exc:
         if not careful:
             raise NeedsCare(event.pk, job.name, exc, traceback.format_exc()) from exc
+        if is_deadlock(exc):
+            raise  # not the job's failure: the caller runs the event again
         _record_failure(run, exc, number=number, trigger=trigger, started=started, worker=worker)
         run.attempt.replay_id = replay_id
         return

@@ -9,7 +9,8 @@ The checks, in the order a reason is given (the first that applies):
 5. the job is never safe to replay (its declaration says why);
 6. the job already succeeded: replaying adds nothing (with a refetch, a sync job still runs: the
    current record may be newer than what we hold);
-7. a newer event for the same record was processed and ran this job (stored payload only);
+7. a newer event for the same record was processed and ran this job (stored payload only; for a
+   job that failed: a held one never ran, and running it settles its event);
 8. the job's own condition, evaluated now (e.g. the order is already fulfilled).
 Otherwise it runs, with the declaration's reason.
 
@@ -294,7 +295,15 @@ def job_decision(event: Event, name: str, job: Job | None, context: _Context) ->
     if job is not None and job.status == Job.Status.SUCCEEDED and not refetching:
         finished = f" at {job.finished_at:%Y-%m-%d %H:%M:%S} UTC" if job.finished_at else ""
         return Verdict(False, f"already succeeded{finished}: replaying adds nothing", "succeeded")
-    if context.mode == "stored" and job_type.supersedable and (newer := _newer_run(event, name, context)):
+    # Only a run that failed is superseded: a held or pending job never ran, and running it (its
+    # writes are guarded by version and key, so it finds nothing to do) is what settles its event.
+    superseding = job is not None and job.status in (Job.Status.FAILED, Job.Status.RETRY_WAIT)
+    if (
+        context.mode == "stored"
+        and job_type.supersedable
+        and superseding
+        and (newer := _newer_run(event, name, context))
+    ):
         updated_at, event_id, webhook_id = newer
         version = f", Shopify's updated_at {updated_at:%Y-%m-%d %H:%M:%S} UTC" if updated_at else ""
         return Verdict(
