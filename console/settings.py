@@ -196,6 +196,9 @@ OUTBOUND_CLAIM_LEASE_SECONDS = env.int("OUTBOUND_CLAIM_LEASE_SECONDS", default=6
 # shops, and the sum of order totals at stake.
 REPLAY_MAX_EVENTS = env.int("REPLAY_MAX_EVENTS", default=10000)
 REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=5)
+# A pump leaves the replay lane alone while a live event has waited longer than this (ms); while
+# live webhooks arrive, one replay batch runs at a time (integrations.replay.runner.live_leaves_room).
+REPLAY_YIELD_MS = env.int("REPLAY_YIELD_MS", default=50)
 REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
 REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
 REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)

@@ -33,6 +33,16 @@ def claim_new(pump: str, limit: int) -> list[int]:
     return _claim(pump, Event.objects.filter(status=Status.QUEUED).order_by("id"), Status.QUEUED, limit)
 
 
+def oldest_queued_at() -> datetime | None:
+    """When the oldest live event still queued was received (one probe of int_event_queued_idx)."""
+    return Event.objects.filter(status=Status.QUEUED).order_by("id").values_list("received_at", flat=True).first()
+
+
+def newest_received_at() -> datetime | None:
+    """When the newest event was received (the primary key's last entry)."""
+    return Event.objects.order_by("-id").values_list("received_at", flat=True).first()
+
+
 def claim_due_retries(pump: str, limit: int, now: datetime | None = None) -> list[int]:
     """Claim up to `limit` events whose retry is due, most overdue first."""
     now = now or timezone.now()

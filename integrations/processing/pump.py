@@ -76,8 +76,8 @@ class Pump:
             live = self.process(claims.claim_new(self.name, self.batch_size))
             handled = live + self.process(claims.claim_due_retries(self.name, RETRIES_PER_PASS))
             if live < self.batch_size:
-                # The live queue is drained: the replay lane may use this pass (a small batch, so
-                # a live event arriving meanwhile waits at most that long).
+                # The live queue is drained: the replay lane may use this pass, if live traffic
+                # leaves room (see replay_pass), in a small batch.
                 from integrations.replay.runner import replay_pass
 
                 handled += replay_pass(self)

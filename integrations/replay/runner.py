@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 Item = ReplayItem.Status
 BUSY_WAIT = timedelta(seconds=2)
+LIVE_FLOWING = timedelta(seconds=2)
 HEAVY_FIELDS = ("plan", "summary", "approval_reasons", "selection")
 
 
@@ -92,8 +93,29 @@ def claim_items(pump: str, limit: int) -> list[ReplayItem]:
     return items
 
 
+def live_leaves_room(now) -> bool:
+    """Whether live traffic leaves room for a replay batch now: no live event has waited longer
+    than REPLAY_YIELD_MS (else the live pumps are behind, and this pump helps them first), and
+    while live webhooks are arriving (one in the last LIVE_FLOWING), no other replay batch is
+    running: one batch at a time then, so most pumps and cores stay free for live events. With no
+    live traffic, every pump replays."""
+    from integrations.processing.claims import newest_received_at, oldest_queued_at
+
+    oldest = oldest_queued_at()
+    if oldest is not None and (now - oldest).total_seconds() * 1000 > settings.REPLAY_YIELD_MS:
+        return False
+    newest = newest_received_at()
+    if newest is not None and now - newest < LIVE_FLOWING:
+        return not ReplayItem.objects.filter(status=Item.CLAIMED).exists()
+    return True
+
+
 def replay_pass(pump, limit: int | None = None) -> int:
-    """One replay batch for `pump` (an event pump). Returns the items settled."""
+    """One replay batch for `pump` (an event pump), if there is replay work and live traffic
+    leaves room. Returns the items settled."""
+    now = timezone.now()
+    if not _todo(now).exists() or not live_leaves_room(now):
+        return 0
     items = claim_items(pump.name, limit or settings.REPLAY_BATCH_SIZE)
     if not items:
         return 0

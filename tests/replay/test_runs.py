@@ -207,3 +207,27 @@ def test_a_job_made_pointless_after_the_dry_run_is_skipped_at_run_time(shop, dra
     assert replay.status == "done" and replay.jobs_ran == 0 and replay.jobs_skipped == 2
     assert not FulfillmentNotification.objects.exists()
     assert not Attempt.objects.filter(trigger=Attempt.Trigger.REPLAY).exists()
+
+
+def test_the_replay_lane_gives_way_while_live_events_wait_or_another_batch_runs(shop, failed_paid, settings):
+    from datetime import timedelta
+
+    from integrations.replay.runner import replay_pass
+
+    events = failed_paid(2)
+    replay = run(services.check_replay(selection=for_events([e.pk for e in events])))
+    pump = Pump(tag="lane")
+    # A live event has waited longer than REPLAY_YIELD_MS: the live pumps are behind, no replay.
+    waiting = receive(shop, "orders/create", order(order_id=9000, financial_status="pending"))
+    Event.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(seconds=1))
+    assert replay_pass(pump) == 0
+    Event.objects.filter(pk=waiting.pk).update(status=Event.Status.IGNORED)
+    # Live webhooks are arriving and another pump runs a replay batch: one batch at a time.
+    ReplayItem.objects.filter(replay=replay, event=events[0]).update(
+        status="claimed", claimed_by="other:1:pump", claimed_at=timezone.now()
+    )
+    assert replay_pass(pump) == 0
+    # No live traffic for a while: every pump may replay.
+    Event.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    assert replay_pass(pump) == 1
+    assert ReplayItem.objects.get(replay=replay, event=events[1]).status == "done"
