@@ -199,6 +199,11 @@ REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=5)
 # A pump leaves the replay lane alone while a live event has waited longer than this (ms); while
 # live webhooks arrive, one replay batch runs at a time (integrations.replay.runner.live_leaves_room).
 REPLAY_YIELD_MS = env.int("REPLAY_YIELD_MS", default=50)
+# Where replays run: "pumps" (every worker's event pump, when live leaves room) or "process"
+# (only in `manage.py replay_lane` processes, at a lower CPU priority: for busy machines).
+REPLAY_LANE = env.str("REPLAY_LANE", default="pumps")
+if REPLAY_LANE not in ("pumps", "process"):
+    raise ImproperlyConfigured("REPLAY_LANE must be 'pumps' or 'process'")
 REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
 REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
 REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)

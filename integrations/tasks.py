@@ -68,7 +68,8 @@ def _run_pump(tag: str) -> None:
     from django.db import connection
 
     try:
-        Pump(tag=tag).run_forever(_stop)
+        # With REPLAY_LANE "process", replays run in `manage.py replay_lane` processes instead.
+        Pump(tag=tag, replay=settings.REPLAY_LANE == "pumps").run_forever(_stop)
     finally:
         connection.close()
 

@@ -48,9 +48,14 @@ DEADLOCK_RETRIES = 3
 
 
 class Pump:
-    def __init__(self, tag: str = "pump", batch_size: int | None = None) -> None:
+    """`live`: claims new events and due retries. `replay`: runs replay items when live leaves
+    room. A worker's pump does both unless REPLAY_LANE is "process", where `manage.py
+    replay_lane` runs replay-only pumps at a lower CPU priority."""
+
+    def __init__(self, tag: str = "pump", batch_size: int | None = None, *, live: bool = True, replay: bool = True):
         self.name = worker_name(tag)
         self.batch_size = batch_size or settings.EVENT_BATCH_SIZE
+        self.live, self.replay = live, replay
         self._beaten = 0.0
         self._recovered = 0.0
         self._pending_total = 0
@@ -73,14 +78,16 @@ class Pump:
 
             recover_lost_items()
         try:
-            live = self.process(claims.claim_new(self.name, self.batch_size))
-            handled = live + self.process(claims.claim_due_retries(self.name, RETRIES_PER_PASS))
-            if live < self.batch_size:
+            live = handled = 0
+            if self.live:
+                live = self.process(claims.claim_new(self.name, self.batch_size))
+                handled = live + self.process(claims.claim_due_retries(self.name, RETRIES_PER_PASS))
+            if self.replay and live < self.batch_size:
                 # The live queue is drained: the replay lane may use this pass, if live traffic
                 # leaves room (see replay_pass), in a small batch.
                 from integrations.replay.runner import replay_pass
 
-                handled += replay_pass(self)
+                handled += replay_pass(self, shared=self.live)
         except BaseException:
             self._dirty = True
             raise
@@ -148,6 +155,8 @@ class Pump:
                         for event, payload, jobs in batch
                     ]
                     write_outcomes(outcomes, pump=self.name)
+                    if work is not None:
+                        work.settle(outcomes)
                 break
             except Exception as exc:  # noqa: BLE001 - any failure: run the batch again, one event at a time
                 cause = exc.error if isinstance(exc, NeedsCare) else exc
@@ -163,7 +172,7 @@ class Pump:
                 )
                 batch = self._load(event_ids, work)
                 options = self._options(batch, replay, work)
-                outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options)
+                outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options, work=work)
                 break
         self._after(outcomes)
         return outcomes
@@ -209,24 +218,25 @@ class Pump:
         batch.sort(key=_lock_order)
         return batch
 
-    def _one_by_one(self, batch, *, replay: bool, known_failures: dict, options: dict) -> list[Outcome]:
+    def _one_by_one(self, batch, *, replay: bool, known_failures: dict, options: dict, work=None) -> list[Outcome]:
         outcomes = []
         for event, payload, jobs in batch:
             try:
                 outcome = self._run_one(event, payload, jobs, replay=replay, known_failures=known_failures,
-                                        options=options[event.pk])  # fmt: skip
+                                        options=options[event.pk], work=work)  # fmt: skip
             except LostClaim:
                 logger.warning("pump %s lost its claim on event %s; its run was rolled back", self.name, event.pk)
                 continue
             except Exception as exc:
                 logger.exception("event %s could not be processed", event.pk)
-                outcome = self._fail(event, f"processing raised {exc.__class__.__name__}: {exc}")
+                outcome = self._fail(event, f"processing raised {exc.__class__.__name__}: {exc}", work=work)
                 if outcome is None:
                     continue
             outcomes.append(outcome)
         return outcomes
 
-    def _run_one(self, event: Event, payload, jobs: dict, *, replay: bool, known_failures: dict, options: dict):
+    def _run_one(self, event: Event, payload, jobs: dict, *, replay: bool, known_failures: dict, options: dict,
+                 work=None):  # fmt: skip
         """One event in its own transaction, a savepoint per job. A job that lost a deadlock
         (another pump locked the same rows in another order) runs the event again, with its jobs
         as stored (the rolled-back run changed them in memory)."""
@@ -238,6 +248,8 @@ class Pump:
                         known_failures=known_failures, **options,
                     )  # fmt: skip
                     write_outcomes([outcome], pump=self.name)
+                    if work is not None:
+                        work.settle([outcome])
                 return outcome
             except DatabaseError as exc:
                 if not is_deadlock(exc) or round_ == DEADLOCK_RETRIES:
@@ -246,11 +258,13 @@ class Pump:
                 jobs = {job.name: job for job in Job.objects.filter(event_id=event.pk)}
         raise AssertionError("unreachable")
 
-    def _fail(self, event: Event, reason: str) -> Outcome | None:
+    def _fail(self, event: Event, reason: str, work=None) -> Outcome | None:
         outcome = failed_outcome(event, reason)
         try:
             with transaction.atomic():
                 write_outcomes([outcome], pump=self.name)
+                if work is not None:
+                    work.settle([outcome])
         except LostClaim:
             logger.exception("could not mark event %s failed: another pump holds it now", event.pk)
             return None
@@ -266,6 +280,8 @@ class Pump:
         try:
             with transaction.atomic():
                 write_outcomes([outcome], pump=self.name)
+                if work is not None:
+                    work.settle([outcome])
         except (LostClaim, DatabaseError):
             logger.exception("could not even mark event %s failed; its claim will be recovered", event.pk)
             return None

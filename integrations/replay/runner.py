@@ -17,6 +17,7 @@ Items of a paused shop wait until it is resumed.
 """
 
 import logging
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +47,15 @@ class ReplayWork:
     jobs: dict[int, frozenset[str]] = field(default_factory=dict)
     replays: dict[int, int] = field(default_factory=dict)
     payloads: dict[int, dict] = field(default_factory=dict)
+    items: dict[int, ReplayItem] = field(default_factory=dict)  # event id -> its item
+    settled: set[int] = field(default_factory=set)
+
+    def settle(self, outcomes) -> None:
+        """Called by the pump inside the transaction that wrote `outcomes`: the items settle
+        with their events' runs, or not at all."""
+        ran = [(self.items[o.event.pk], o) for o in outcomes if o.event.pk in self.items]
+        _settle_ran(ran, self)
+        self.settled.update(o.event.pk for o in outcomes)
 
     def jobs_for(self, event_id: int) -> frozenset[str]:
         return self.jobs.get(event_id, frozenset())
@@ -64,19 +74,39 @@ def _todo(now):
 
 
 def claim_items(pump: str, limit: int) -> list[ReplayItem]:
+    """Claim up to `limit` due items of one running replay, in plan order. With several replays
+    running, each pass picks one at random, so they all progress at once."""
     now = timezone.now()
-    candidates = _todo(now).order_by("replay_id", "id")
+    active = list(
+        ReplayRequest.objects.filter(status__in=[ReplayRequest.Status.QUEUED, ReplayRequest.Status.RUNNING])
+        .order_by("id")
+        .values_list("id", flat=True)[:100]
+    )
+    random.shuffle(active)
+    for replay_id in active:
+        if items := _claim_from(pump, replay_id, limit, now):
+            return items
+    return []
+
+
+def _claim_from(pump: str, replay_id: int, limit: int, now) -> list[ReplayItem]:
+    candidates = _todo(now).filter(replay_id=replay_id).order_by("id")
     if not candidates.exists():
         return []  # an idle pump must not take SQLite's write lock to find nothing
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if not ids:
+        rows = list(candidates.values_list("id", "replay_id")[:limit])
+        if not rows:
             return []
+        ids = [pk for pk, _replay in rows]
         ReplayItem.STATES.move(
             ReplayItem.objects.filter(pk__in=ids), source=Item.PENDING, target=Item.CLAIMED, claimed_by=pump,
             claimed_at=now,
+        )  # fmt: skip
+        ReplayRequest.STATES.move(
+            ReplayRequest.objects.filter(pk__in={replay for _pk, replay in rows}), source=ReplayRequest.Status.QUEUED,
+            target=ReplayRequest.Status.RUNNING, started_at=now,
         )  # fmt: skip
     # The replay's plan can be megabytes of JSON: never loaded here, once per item.
     items = list(
@@ -84,37 +114,34 @@ def claim_items(pump: str, limit: int) -> list[ReplayItem]:
         .select_related("replay")
         .defer(*(f"replay__{name}" for name in HEAVY_FIELDS))
     )
-    started = {item.replay_id for item in items if item.replay.status == ReplayRequest.Status.QUEUED}
-    if started:
-        ReplayRequest.STATES.move(
-            ReplayRequest.objects.filter(pk__in=started), source=ReplayRequest.Status.QUEUED,
-            target=ReplayRequest.Status.RUNNING, started_at=now,
-        )  # fmt: skip
     return items
 
 
-def live_leaves_room(now) -> bool:
+def live_leaves_room(now, *, shared: bool = True) -> bool:
     """Whether live traffic leaves room for a replay batch now: no live event has waited longer
-    than REPLAY_YIELD_MS (else the live pumps are behind, and this pump helps them first), and
-    while live webhooks are arriving (one in the last LIVE_FLOWING), no other replay batch is
-    running: one batch at a time then, so most pumps and cores stay free for live events. With no
-    live traffic, every pump replays."""
+    than REPLAY_YIELD_MS (else the live pumps are behind). A pump that also runs live events
+    (`shared`) then also holds back while live webhooks are arriving (one in the last
+    LIVE_FLOWING) and another replay batch is running: one batch at a time, so most pumps and
+    cores stay free for live events. A replay-only pump (`manage.py replay_lane`) runs at a lower
+    CPU priority instead, and every one of them replays."""
     from integrations.processing.claims import newest_received_at, oldest_queued_at
 
     oldest = oldest_queued_at()
     if oldest is not None and (now - oldest).total_seconds() * 1000 > settings.REPLAY_YIELD_MS:
         return False
+    if not shared:
+        return True
     newest = newest_received_at()
     if newest is not None and now - newest < LIVE_FLOWING:
         return not ReplayItem.objects.filter(status=Item.CLAIMED).exists()
     return True
 
 
-def replay_pass(pump, limit: int | None = None) -> int:
+def replay_pass(pump, limit: int | None = None, *, shared: bool = True) -> int:
     """One replay batch for `pump` (an event pump), if there is replay work and live traffic
     leaves room. Returns the items settled."""
     now = timezone.now()
-    if not _todo(now).exists() or not live_leaves_room(now):
+    if not _todo(now).exists() or not live_leaves_room(now, shared=shared):
         return 0
     items = claim_items(pump.name, limit or settings.REPLAY_BATCH_SIZE)
     if not items:
@@ -179,14 +206,12 @@ def _run_items(pump, items: list[ReplayItem]) -> int:
     settled += _settle_skipped(skipped)
     if not runs:
         return settled
-    outcomes = pump.run_batch([item.event_id for item in runs], replay=True, work=work)
-    by_event = {outcome.event.pk: outcome for outcome in outcomes}
-    lost = [item for item in runs if item.event_id not in by_event]
+    work.items = {item.event_id: item for item in runs}
+    pump.run_batch([item.event_id for item in runs], replay=True, work=work)
+    lost = [item for item in runs if item.event_id not in work.settled]
     _put_back(lost, "the run was interrupted: it runs again")
-    ran = [(item, by_event[item.event_id]) for item in runs if item.event_id in by_event]
-    _settle_ran(ran, work)
     _finish_done({item.replay_id for item in items})
-    return settled + len(ran)
+    return settled + len(runs) - len(lost)
 
 
 def _recheck(items: list[ReplayItem], work: ReplayWork) -> tuple[list[ReplayItem], list[ReplayItem]]:

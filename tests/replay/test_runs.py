@@ -231,3 +231,15 @@ def test_the_replay_lane_gives_way_while_live_events_wait_or_another_batch_runs(
     Event.objects.update(received_at=timezone.now() - timedelta(minutes=5))
     assert replay_pass(pump) == 1
     assert ReplayItem.objects.get(replay=replay, event=events[1]).status == "done"
+
+
+def test_a_replay_only_pump_leaves_live_events_alone(shop, failed_paid):
+    [paid] = failed_paid()
+    replay = run(services.check_replay(selection=for_events([paid.pk])))
+    live = receive(shop, "orders/create", order(order_id=9100, financial_status="pending"))
+    Pump(tag="replay-only", live=False).run_once()
+    replay.refresh_from_db()
+    assert replay.status == "done"
+    assert Event.objects.get(pk=live.pk).status == Event.Status.QUEUED
+    Pump(tag="live-only", replay=False).run_once()
+    assert Event.objects.get(pk=live.pk).status == Event.Status.PROCESSED

@@ -1,0 +1,49 @@
+"""A replay-only worker process: runs replay items (never live events) at a lower CPU priority.
+
+    manage.py replay_lane [--pumps N] [--nice 19]
+
+With REPLAY_LANE=process the workers' event pumps leave replays to these processes; the operating
+system then schedules them behind the live pumps, the receiver and everything else at normal
+priority, so a bulk replay uses what live traffic leaves of the CPU. Stop it with SIGTERM/SIGINT:
+the pumps finish their batch and give back what they hold.
+"""
+
+import os
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+from integrations.processing.pump import Pump
+
+
+class Command(BaseCommand):
+    help = "Run replay items only, at a lower CPU priority (for REPLAY_LANE=process)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pumps", type=int, default=1, help="Replay pump threads in this process (default 1).")
+        parser.add_argument("--nice", type=int, default=19, help="CPU niceness to run at, 0 to 19 (default 19).")
+
+    def handle(self, *args, pumps: int, nice: int, **options):
+        if nice:
+            os.nice(max(0, min(nice, 19)))
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        threads = [
+            threading.Thread(target=self._run, args=(f"replay{n}", stop), name=f"replay-{n}", daemon=True)
+            for n in range(1, max(1, pumps) + 1)
+        ]
+        for thread in threads:
+            thread.start()
+        self.stdout.write(f"replay lane: {len(threads)} pump(s) at nice {os.nice(0)}; stop with Ctrl-C")
+        stop.wait()
+        for thread in threads:
+            thread.join(30)
+
+    def _run(self, tag: str, stop: threading.Event) -> None:
+        try:
+            Pump(tag=tag, live=False).run_forever(stop)
+        finally:
+            connection.close()
