@@ -188,6 +188,7 @@ class Pump:
             if work is not None:
                 options[event.pk] = {"only": work.jobs_for(event.pk), "replay_id": work.replay_of(event.pk)}
             else:
+                # Its own switch wins over one for every shop, as in switches.disabled_reason.
                 held = {**disabled.get(None, {}), **disabled.get(event.shop_id, {})}
                 options[event.pk] = {"disabled": held} if held else {}
         return options

@@ -29,12 +29,12 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 
 from integrations.jobs.registry import JOB_TYPES, TOPIC_JOBS, Decision
-from integrations.models import Delivery, Event, HandlerSwitch, Job, OutboundCall, Shop
+from integrations.models import Delivery, Event, Job, OutboundCall, Shop
 from integrations.processing.runner import parse_payload
 from integrations.replay.refetch import can_refetch
+from integrations.replay.switches import disabled_by_shop, disabled_reason
 
 CHUNK = 500
-IN_FLIGHT = (Event.Status.QUEUED, Event.Status.CLAIMED, Event.Status.RETRY_WAIT)
 RUN, SKIP = "run", "skip"
 
 
@@ -116,31 +116,15 @@ class Plan:
 @dataclass
 class _Context:
     mode: str
-    disabled: dict  # (shop_id or None, job) -> HandlerSwitch
+    disabled: dict  # switches.disabled_by_shop()
     payloads: dict = field(default_factory=dict)
     jobs: dict = field(default_factory=dict)  # event id -> {name: Job}
     newer: dict = field(default_factory=dict)  # (shop, gid, job) -> [(updated_at, event_id, webhook_id)]
 
 
-def disabled_switches() -> dict[tuple[int | None, str], HandlerSwitch]:
-    return {(s.shop_id, s.job): s for s in HandlerSwitch.objects.filter(disabled=True).select_related("shop")}
-
-
-def switch_for(disabled: dict, shop_id: int, job: str) -> HandlerSwitch | None:
-    return disabled.get((shop_id, job)) or disabled.get((None, job))
-
-
-def describe_switch(switch: HandlerSwitch) -> str:
-    where = "this shop" if switch.shop_id else "all shops"
-    return (
-        f"handler {switch.job} is disabled for {where} (by {switch.changed_by_label} at "
-        f"{switch.changed_at:%Y-%m-%d %H:%M} UTC: {switch.reason})"
-    )
-
-
 def build_plan(event_ids: list[int], mode: str, selection_json: dict) -> Plan:
     plan = Plan(mode=mode, event_ids=list(event_ids))
-    disabled = disabled_switches()
+    disabled = disabled_by_shop()
     for start in range(0, len(event_ids), CHUNK):
         chunk = event_ids[start : start + CHUNK]
         events = list(Event.objects.filter(pk__in=chunk).select_related("shop").order_by("id"))
@@ -173,7 +157,7 @@ def _load(events: list[Event], mode: str, disabled: dict) -> _Context:
 def run_time_context(events: list[Event], mode: str) -> _Context:
     """What `job_decision` needs to re-check jobs at run time: the switches and, for a stored
     payload, the processed versions of the events' records."""
-    context = _Context(mode=mode, disabled=disabled_switches())
+    context = _Context(mode=mode, disabled=disabled_by_shop())
     if mode == "stored":
         context.newer = _processed_versions(events)
     return context
@@ -228,7 +212,7 @@ def _plan_event(plan: Plan, event: Event, context: _Context) -> None:
         return
     payload = context.payloads.get(event.pk)
     event_reason = None
-    if event.status in IN_FLIGHT:
+    if event.status in Event.IN_FLIGHT_STATUSES:
         event_reason = (
             "in_flight",
             (f"still in flight ({event.get_status_display().lower()}): the worker runs it; replay it once it settles"),
@@ -287,8 +271,8 @@ def job_decision(event: Event, name: str, job: Job | None, context: _Context) ->
     job_type = JOB_TYPES.get(name)
     if job_type is None:
         return Verdict(False, f"no job type named {name} is registered any more", "unknown_job")
-    if switch := switch_for(context.disabled, event.shop_id, name):
-        return Verdict(False, describe_switch(switch), "disabled")
+    if reason := disabled_reason(context.disabled, event.shop_id, name):
+        return Verdict(False, reason, "disabled")
     if job_type.replay == "never":
         return Verdict(False, f"never safe to replay: {job_type.replay_reason}", "never")
     refetching = context.mode == "refetch" and job_type.refetchable

@@ -33,6 +33,12 @@ def disabled_by_shop() -> dict[int | None, dict[str, str]]:
     return disabled
 
 
+def disabled_reason(disabled: dict, shop_id: int, job: str) -> str | None:
+    """Why `job` is held for the shop (its own switch first, then one for every shop), from
+    `disabled_by_shop()`; None when it runs."""
+    return disabled.get(shop_id, {}).get(job) or disabled.get(None, {}).get(job)
+
+
 def _label(by) -> str:
     return by.get_username() if by is not None and getattr(by, "is_authenticated", False) else "command line"
 
