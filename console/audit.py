@@ -11,6 +11,17 @@ from console.clientip import client_ip
 from console.models import AuditEntry
 
 
+def acting_user(actor):
+    """`actor` when it is a signed-in user, else None (a command run without --user, a rule)."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def actor_label(actor, *, nobody: str = "system") -> str:
+    """Who acted, as a name: the user's, else `nobody`."""
+    user = acting_user(actor)
+    return user.get_username() if user is not None else nobody
+
+
 def record_action(
     *,
     actor,
@@ -23,8 +34,8 @@ def record_action(
 ) -> AuditEntry:
     """Append one entry. `actor` may be None for system actions (commands, the worker)."""
     return AuditEntry.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_label=actor.get_username() if actor is not None and actor.is_authenticated else "system",
+        actor=acting_user(actor),
+        actor_label=actor_label(actor),
         verb=verb,
         target_type=ContentType.objects.get_for_model(target) if target is not None else None,
         target_id=str(target.pk) if target is not None else "",

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from console.audit import record_action
+from console.audit import acting_user, record_action
 from integrations.models import Event, OutboundCall, Shop
 from integrations.outbound.classify import NEXT_STEPS, NON_RETRYABLE
 from integrations.outbound.operations import InvalidInput, get_operation
@@ -120,7 +120,7 @@ def enqueue(
         origin=origin,
         origin_ref=origin_ref[:200],
         origin_event=origin_event,
-        requested_by=by if by is not None and by.is_authenticated else None,
+        requested_by=acting_user(by),
         why=why[:300],
         idempotency_key=key,
         seen_event_id=seen_event_id,

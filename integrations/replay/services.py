@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from console.audit import record_action
+from console.audit import acting_user, actor_label, record_action
 from integrations.models import Event, ReplayItem, ReplayRequest
 from integrations.replay import planner
 from integrations.replay.selection import Selection, SelectionError, resolve
@@ -33,11 +33,7 @@ class PlanChanged(ReplayError):
 
 
 def _label(by) -> str:
-    return by.get_username() if by is not None and getattr(by, "is_authenticated", False) else "command line"
-
-
-def _user(by):
-    return by if by is not None and getattr(by, "is_authenticated", False) else None
+    return actor_label(by, nobody="command line")
 
 
 def selection_of(replay: ReplayRequest) -> Selection:
@@ -68,7 +64,7 @@ def check_replay(*, selection: Selection, mode: str = "stored", by=None, inciden
     if not plan.event_ids:
         raise SelectionError(f"{selection.describe()}: no such events")
     return ReplayRequest.objects.create(
-        requested_by=_user(by),
+        requested_by=acting_user(by),
         requested_label=_label(by),
         kind=selection.kind,
         selection=selection.as_json(),
@@ -141,13 +137,13 @@ def do_replay(replay: ReplayRequest, *, by, reason: str, plan_hash: str, request
             source=Status.PLANNED,
             target=target,
             reason=reason.strip(),
-            requested_by=_user(by),
+            requested_by=acting_user(by),
             requested_label=_label(by),
         )
         if not moved:
             raise ReplayError(f"replay {replay.pk} changed meanwhile (someone else ran or cancelled it)")
         replay.status, replay.reason = target, reason.strip()
-        replay.requested_by, replay.requested_label = _user(by), _label(by)
+        replay.requested_by, replay.requested_label = acting_user(by), _label(by)
         record_action(
             actor=by,
             verb="replay.request",

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from console.audit import record_action
+from console.audit import acting_user, actor_label, record_action
 from integrations.jobs.registry import JOB_TYPES
 from integrations.models import Event, HandlerSwitch, Job, Shop
 
@@ -40,7 +40,7 @@ def disabled_reason(disabled: dict, shop_id: int, job: str) -> str | None:
 
 
 def _label(by) -> str:
-    return by.get_username() if by is not None and getattr(by, "is_authenticated", False) else "command line"
+    return actor_label(by, nobody="command line")
 
 
 def set_handler(*, job: str, shop: Shop | None, disabled: bool, by, reason: str, request=None) -> HandlerSwitch:
@@ -62,7 +62,7 @@ def set_handler(*, job: str, shop: Shop | None, disabled: bool, by, reason: str,
         switch.disabled, switch.reason, switch.changed_by = (
             disabled,
             reason.strip(),
-            by if _label(by) != "command line" else None,
+            acting_user(by),
         )
         switch.changed_by_label, switch.changed_at = _label(by), now
         if disabled:

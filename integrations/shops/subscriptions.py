@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from console.audit import record_action
+from console.audit import acting_user, record_action
 from integrations.jobs.registry import TOPIC_JOBS
 from integrations.models import Event, HealthCheck, OutboundCall, Shop, SubscriptionGap
 from integrations.outbound.classify import Verdict
@@ -286,7 +286,7 @@ def resubscribe(shop: Shop, topic: str, *, by, reason: str, request=None) -> Res
     if call.status == Status.SUCCEEDED and gap is not None and gap.resubscribed_at is None:
         SubscriptionGap.objects.filter(pk=gap.pk, resubscribed_at__isnull=True).update(
             resubscribed_at=call.finished_at or timezone.now(),
-            resubscribed_by=by if by is not None and by.is_authenticated else None,
+            resubscribed_by=acting_user(by),
         )
     return Resubscribed(
         topic=topic,
