@@ -48,14 +48,11 @@ class ReplayWork:
     replays: dict[int, int] = field(default_factory=dict)
     payloads: dict[int, dict] = field(default_factory=dict)
     items: dict[int, ReplayItem] = field(default_factory=dict)  # event id -> its item
-    settled: set[int] = field(default_factory=set)
 
     def settle(self, outcomes) -> None:
         """Called by the pump inside the transaction that wrote `outcomes`: the items settle
         with their events' runs, or not at all."""
-        ran = [(self.items[o.event.pk], o) for o in outcomes if o.event.pk in self.items]
-        _settle_ran(ran, self)
-        self.settled.update(o.event.pk for o in outcomes)
+        _settle_ran([(self.items[o.event.pk], o) for o in outcomes if o.event.pk in self.items], self)
 
     def jobs_for(self, event_id: int) -> frozenset[str]:
         return self.jobs.get(event_id, frozenset())
@@ -109,12 +106,11 @@ def _claim_from(pump: str, replay_id: int, limit: int, now) -> list[ReplayItem]:
             target=ReplayRequest.Status.RUNNING, started_at=now,
         )  # fmt: skip
     # The replay's plan can be megabytes of JSON: never loaded here, once per item.
-    items = list(
+    return list(
         ReplayItem.objects.filter(pk__in=ids, claimed_by=pump, status=Item.CLAIMED)
         .select_related("replay")
         .defer(*(f"replay__{name}" for name in HEAVY_FIELDS))
     )
-    return items
 
 
 def live_leaves_room(now, *, shared: bool = True) -> bool:
@@ -207,8 +203,10 @@ def _run_items(pump, items: list[ReplayItem]) -> int:
     if not runs:
         return settled
     work.items = {item.event_id: item for item in runs}
-    pump.run_batch([item.event_id for item in runs], replay=True, work=work)
-    lost = [item for item in runs if item.event_id not in work.settled]
+    # The outcomes it returns are the committed ones; an event without one was not run.
+    outcomes = pump.run_batch([item.event_id for item in runs], replay=True, work=work)
+    settled_events = {outcome.event.pk for outcome in outcomes}
+    lost = [item for item in runs if item.event_id not in settled_events]
     _put_back(lost, "the run was interrupted: it runs again")
     _finish_done({item.replay_id for item in items})
     return settled + len(runs) - len(lost)
