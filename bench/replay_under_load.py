@@ -133,6 +133,30 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+@dataclass
+class Cpu:
+    """The machine's CPU time (/proc/stat, every core) over a stretch: the busy share of it, and
+    the share spent in niced processes (the replay_lane processes and their reniced database
+    server processes, with --replay-processes)."""
+
+    busy: float = 0.0
+    niced: float = 0.0
+
+    @staticmethod
+    def ticks() -> list[int]:
+        # user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+        return [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+
+    @classmethod
+    def between(cls, before: list[int], after: list[int]) -> "Cpu":
+        delta = [b - a for a, b in zip(before, after, strict=True)]
+        total = sum(delta) or 1
+        return cls(busy=(total - delta[3] - delta[4]) / total, niced=delta[1] / total)
+
+    def __str__(self) -> str:
+        return f"CPU {self.busy:.0%} busy ({self.niced:.0%} niced)"
+
+
 def django_call(url: str, action: str, *extra: str) -> dict:
     env = {**bench_env(url), **APPROVAL_ENV}
     done = subprocess.run(
@@ -277,6 +301,7 @@ class Capacity:
     plan: dict
     wall: float  # from do_replay's return to done, as the poll saw it
     pumps_ready: float
+    cpu: Cpu
 
     @property
     def rate(self) -> float:
@@ -289,13 +314,13 @@ def replay_capacity(url: str, args, procs: Processes) -> Capacity:
         with psycopg.connect(url, autocommit=True) as conn:
             ready = wait_for_pumps(conn, args.qclusters * args.q_workers + args.replay_processes)
             plan = django_call(url, "replay")
-            started = time.monotonic()
+            started, ticks = time.monotonic(), Cpu.ticks()
             state, timed_out = wait_replay(conn, plan["id"], args.replay_timeout)
-            wall = time.monotonic() - started
+            wall, cpu = time.monotonic() - started, Cpu.between(ticks, Cpu.ticks())
             items = item_statuses(conn, plan["id"])
     finally:
         procs.stop(workers)
-    return Capacity(state, timed_out, items, plan, wall, ready)
+    return Capacity(state, timed_out, items, plan, wall, ready, cpu)
 
 
 # --- 4. Live windows ------------------------------------------------------------------------
@@ -308,6 +333,7 @@ class Window:
     received: list[float] = field(default_factory=list)  # epoch of each event's received_at, as latencies
     replay_samples: list[tuple[float, int]] = field(default_factory=list)  # (s into the window, items done)
     replay_at_end: ReplayState | None = None
+    cpu: Cpu = field(default_factory=Cpu)  # while the sender ran
 
     def latencies_between(self, start: datetime | None, end: datetime | None) -> list[float]:
         lo = start.timestamp() if start else -math.inf
@@ -328,7 +354,7 @@ def live_window(conn, port: int, label: str, webhooks, rate: float, args, replay
     backlog_sql = f"SELECT count(*) FROM integrations_event WHERE id > %s AND {IN_FLIGHT_SQL}"  # noqa: S608
     sent: list = []
     sender = threading.Thread(target=lambda: sent.extend(_paced_send(port, webhooks, rate, args.clients)), daemon=True)
-    window_start = time.monotonic()
+    window_start, ticks = time.monotonic(), Cpu.ticks()
     sender.start()
     samples, replay_samples, tick = [], [], 0
     while sender.is_alive():
@@ -338,6 +364,7 @@ def live_window(conn, port: int, label: str, webhooks, rate: float, args, replay
             samples.append((tick * 5.0, conn.execute(backlog_sql, [base_id]).fetchone()[0]))
             if replay_id is not None:
                 replay_samples.append((tick * 5.0, replay_state(conn, replay_id).items_done))
+    cpu = Cpu.between(ticks, Cpu.ticks())
     at_end = replay_state(conn, replay_id) if replay_id is not None else None
     deadline = time.monotonic() + args.drain_timeout
     while conn.execute(backlog_sql, [base_id]).fetchone()[0] and time.monotonic() < deadline:
@@ -360,7 +387,7 @@ def live_window(conn, port: int, label: str, webhooks, rate: float, args, replay
         latencies=[float(lat) if lat is not None else math.inf for _, _, lat in rows],
         statuses=Counter(status for status, _, _ in rows),
     )
-    return Window(label, steady, [float(at) for _, at, _ in rows], replay_samples, at_end)
+    return Window(label, steady, [float(at) for _, at, _ in rows], replay_samples, at_end, cpu)
 
 
 @dataclass
@@ -454,7 +481,8 @@ def _window_line(window: Window) -> str:
         f"{s.sent} webhooks asked at {s.rate:.1f}/s, sent {s.achieved_rate:.1f}/s over {s.duration:.1f} s (worst "
         f"send {s.max_late * 1000:.0f} ms late; answers {dict(s.answered)}); backlog every 5 s: "
         + " ".join(str(b) for _, b in s.samples)
-        + f"; received -> processed p50/p95/p99 {_pcts(s.latencies)}; statuses {_statuses_text(s.statuses)}"
+        + f"; received -> processed p50/p95/p99 {_pcts(s.latencies)}; statuses {_statuses_text(s.statuses)}; "
+        f"{window.cpu} while sending"
     )
 
 
@@ -488,6 +516,20 @@ class Result:
         return self.live.replay_rate / self.leftover if self.leftover else 0.0
 
     @property
+    def leftover_cpu(self) -> float:
+        """The leftover as measured on the machine: the replay's cost in CPU (the busy share of the
+        machine while it ran alone at C_replay) against the share live traffic left idle in window a
+        (receiver, pumps, database and load generator all counted, as they share the cores)."""
+        cap = self.capacity
+        if not cap.cpu.busy:
+            return 0.0
+        return cap.rate * max(0.0, 1 - self.live.idle.cpu.busy) / cap.cpu.busy
+
+    @property
+    def throughput_ratio_cpu(self) -> float:
+        return self.live.replay_rate / self.leftover_cpu if self.leftover_cpu else 0.0
+
+    @property
     def p95_idle(self) -> float | None:
         return self.live.idle.steady.percentile(0.95)
 
@@ -510,7 +552,8 @@ def report(result: Result) -> None:
         f"{_s(cap.state.duration)} (started_at -> finished_at) = {cap.rate:.1f} events/s"
         f"{' (TIMED OUT)' if cap.timed_out else ''}; {cap.wall:.1f} s from do_replay's return to done as polled; "
         f"jobs ran {cap.state.jobs_ran}, failed {cap.state.jobs_failed}, skipped {cap.state.jobs_skipped}; "
-        f"items {dict(cap.items)}; dry run {cap.plan['dry_run_s']:.1f} s, do_replay {cap.plan['do_replay_s']:.1f} s",
+        f"items {dict(cap.items)}; dry run {cap.plan['dry_run_s']:.1f} s, do_replay {cap.plan['do_replay_s']:.1f} s; "
+        f"{cap.cpu}",
         flush=True,
     )
     print(f"live windows, pumps ready after {live.pumps_ready:.1f} s:")
@@ -538,6 +581,12 @@ def report(result: Result) -> None:
         f"leftover capacity: C_replay x (1 - L / C_live) = {cap.rate:.1f} x (1 - {result.live_rate:.1f} / "
         f"{result.c_live:.1f}) = {result.leftover:.1f} events/s; R / leftover = {result.throughput_ratio:.2f} "
         f"(target >= 0.80: {'met' if result.throughput_ratio >= 0.8 else 'NOT met'})"
+    )
+    print(
+        f"leftover capacity, measured: C_replay x (1 - CPU busy in window a) / CPU busy at C_replay = "
+        f"{cap.rate:.1f} x (1 - {live.idle.cpu.busy:.2f}) / {cap.cpu.busy:.2f} = {result.leftover_cpu:.1f} "
+        f"events/s; R / leftover = {result.throughput_ratio_cpu:.2f} "
+        f"(target >= 0.80: {'met' if result.throughput_ratio_cpu >= 0.8 else 'NOT met'})"
     )
     ratio = result.p95_ratio
     print(
@@ -568,7 +617,7 @@ def print_summary(facts: str, result: Result, held: Held, load_end: str) -> None
     print(
         f"| C_replay: replay of {cap.state.items_total}, no live traffic | {cap.rate:.1f} events/s "
         f"({_s(cap.state.duration)}{', timed out' if cap.timed_out else ''}; {cap.state.jobs_ran} jobs ran, "
-        f"{cap.state.jobs_failed} failed) |"
+        f"{cap.state.jobs_failed} failed; {cap.cpu}) |"
     )
     for name, window in (("a. live, no replay", live.idle), ("b. live, under replay", live.replay),
                          ("c. live, idle again", live.after)):  # fmt: skip
@@ -577,7 +626,7 @@ def print_summary(facts: str, result: Result, held: Held, load_end: str) -> None
         s = window.steady
         print(
             f"| {name}: {s.rate:.1f}/s asked for {s.seconds:.0f} s (sent {s.achieved_rate:.1f}/s) | received → "
-            f"processed p50 / p95 / p99 {_pcts(s.latencies)} |"
+            f"processed p50 / p95 / p99 {_pcts(s.latencies)}; {window.cpu} |"
         )
     inside = live.under_replay_latencies()
     print(f"| b. live events received while the replay ran ({len(inside)}) | p50 / p95 / p99 {_pcts(inside)} |")
@@ -598,6 +647,14 @@ def print_summary(facts: str, result: Result, held: Held, load_end: str) -> None
     print(
         f"| R / leftover (target ≥ 0.80) | **{result.throughput_ratio:.2f}** "
         f"({'met' if result.throughput_ratio >= 0.8 else 'not met'}) |"
+    )
+    print(
+        f"| leftover, measured = C_replay x (1 - CPU busy in a) / CPU busy at C_replay | {cap.rate:.1f} x (1 - "
+        f"{live.idle.cpu.busy:.2f}) / {cap.cpu.busy:.2f} = {result.leftover_cpu:.1f} events/s |"
+    )
+    print(
+        f"| R / measured leftover (target ≥ 0.80) | **{result.throughput_ratio_cpu:.2f}** "
+        f"({'met' if result.throughput_ratio_cpu >= 0.8 else 'not met'}) |"
     )
     print(
         f"| live p95 under replay / idle (target ≤ 1.5) | **{'n/a' if ratio is None else f'{ratio:.2f}x'}** "

@@ -30,6 +30,7 @@ from django.utils import timezone
 from console.audit import record_action
 from integrations.models import Event, Job, ReplayItem, ReplayRequest, WorkerHeartbeat
 from integrations.replay import planner
+from integrations.replay.priority import runs_behind_live
 from integrations.replay.selection import REPLAYABLE
 
 logger = logging.getLogger(__name__)
@@ -119,9 +120,14 @@ def live_leaves_room(now, *, shared: bool = True) -> bool:
     (`shared`) then also holds back while live webhooks are arriving (one in the last
     LIVE_FLOWING) and another replay batch is running: one batch at a time, so most pumps and
     cores stay free for live events. A replay-only pump (`manage.py replay_lane`) runs at a lower
-    CPU priority instead, and every one of them replays."""
+    CPU priority instead, and every one of them replays; when it and its database server process
+    run at SCHED_IDLE (integrations.replay.priority) it does not look at live events at all: the
+    kernel runs them first, and a replay that stopped whenever a live event waited 50 ms would
+    leave idle cores unused on a busy machine."""
     from integrations.processing.claims import newest_received_at, oldest_queued_at
 
+    if not shared and runs_behind_live(connection):
+        return True
     oldest = oldest_queued_at()
     if oldest is not None and (now - oldest).total_seconds() * 1000 > settings.REPLAY_YIELD_MS:
         return False

@@ -233,6 +233,31 @@ def test_the_replay_lane_gives_way_while_live_events_wait_or_another_batch_runs(
     assert ReplayItem.objects.get(replay=replay, event=events[1]).status == "done"
 
 
+def test_a_replay_only_pump_behind_live_work_replays_while_live_events_wait(shop, failed_paid):
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from integrations.replay.priority import BEHIND_LIVE
+    from integrations.replay.runner import replay_pass
+
+    events = failed_paid(2)
+    replay = run(services.check_replay(selection=for_events([e.pk for e in events])))
+    waiting = receive(shop, "orders/create", order(order_id=9000, financial_status="pending"))
+    Event.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(seconds=1))
+    pump = Pump(tag="lane", live=False)
+    # At normal priority a replay-only pump still gives way to the waiting live event...
+    assert replay_pass(pump, 1, shared=False) == 0
+    # ...but one the kernel runs behind live work (SCHED_IDLE, with its database process) does not.
+    setattr(connection, BEHIND_LIVE, True)
+    try:
+        assert replay_pass(pump, 1, shared=False) == 1
+    finally:
+        delattr(connection, BEHIND_LIVE)
+    assert ReplayItem.objects.filter(replay=replay, status="done").count() == 1
+    assert Event.objects.get(pk=waiting.pk).status == Event.Status.QUEUED
+
+
 def test_a_replay_only_pump_leaves_live_events_alone(shop, failed_paid):
     [paid] = failed_paid()
     replay = run(services.check_replay(selection=for_events([paid.pk])))
