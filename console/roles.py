@@ -38,6 +38,11 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "integrations.view_replayitem",
     "integrations.view_handlerswitch",
     "integrations.request_replay",
+    # Worksheets: prepare, compare, review, submit and apply them (approval is an admin's).
+    "worksheets.view_worksheet",
+    "worksheets.view_worksheetrow",
+    "worksheets.prepare_worksheet",
+    "worksheets.apply_worksheet",
     "incidents.view_incident",
     "incidents.add_incident",
     "incidents.change_incident",
@@ -56,6 +61,8 @@ _ADMIN = _SUPPORT | {
     "integrations.manage_ownership",
     # Approve a replay above the approval threshold that someone else requested.
     "integrations.approve_replay",
+    # Approve or reject a reconciliation worksheet someone else prepared.
+    "worksheets.approve_worksheet",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "console",
     "integrations",
     "incidents",
+    "incidents.worksheets",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +205,16 @@ REPLAY_YIELD_MS = env.int("REPLAY_YIELD_MS", default=50)
 REPLAY_LANE = env.str("REPLAY_LANE", default="pumps")
 if REPLAY_LANE not in ("pumps", "process"):
     raise ImproperlyConfigured("REPLAY_LANE must be 'pumps' or 'process'")
+# Reconciliation worksheets (incidents.worksheets): the most records one lists, how many records
+# one GraphQL nodes(ids:) read takes, how long a task runs before it hands on to a fresh one (under
+# Q_TIMEOUT), the minimum age (s) under which a changed record is "in flight", and per-resource
+# rules overriding the defaults, as JSON: {"orders": {"ignored": ["currency"], "min_age_seconds":
+# 600, "tolerances": {"total_price": "0.01"}}}.
+WORKSHEET_MAX_RECORDS = env.int("WORKSHEET_MAX_RECORDS", default=10000)
+WORKSHEET_READ_BATCH = env.int("WORKSHEET_READ_BATCH", default=50)
+WORKSHEET_TASK_SECONDS = env.int("WORKSHEET_TASK_SECONDS", default=40)
+WORKSHEET_MIN_AGE_SECONDS = env.int("WORKSHEET_MIN_AGE_SECONDS", default=300)
+WORKSHEET_RULES = env.json("WORKSHEET_RULES", default={})
 REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
 REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
 REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)

@@ -20,7 +20,14 @@ class IntegrationsConfig(AppConfig):
 
 
 def _start_pump_on_spawn(sender, proc_name, **kwargs):
+    from django.conf import settings
+
     from integrations.tasks import start_worker_pump
+
+    # With Q_CLUSTER "sync" (tests), django-q2 runs a task in the caller's own process and still
+    # sends post_spawn: that process (a test, a web worker) is no qcluster worker to pump in.
+    if settings.Q_CLUSTER.get("sync"):
+        return
 
     try:
         start_worker_pump()

@@ -77,6 +77,13 @@ def _inventory_target(variables: dict) -> str:
     return f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}"
 
 
+def _one_variant(variables: dict) -> None:
+    """One variant per call, so a call is one record (ordered, echo-linked, stale-guarded)."""
+    variants = variables.get("variants")
+    if not isinstance(variants, list) or len(variants) != 1 or not isinstance(variants[0], dict):
+        raise InvalidInput("variant.update changes one variant per call: give exactly one entry in variants")
+
+
 OPERATIONS: dict[str, Operation] = {}
 
 
@@ -167,6 +174,41 @@ register(
         required=("input.id",),
         target=lambda variables: str(variables["input"]["id"]),
         scopes=("write_customers",),
+    )
+)
+
+register(
+    Operation(
+        name="variant.update",
+        mutation="productVariantsBulkUpdate",
+        document=(
+            "mutation VariantUpdate($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {"
+            " productVariantsBulkUpdate(productId: $productId, variants: $variants) {"
+            " productVariants { id price sku updatedAt } userErrors { field message } } }"
+        ),
+        payload_key="productVariants",
+        echo_topic="products/update",
+        describe="Change a variant's price or SKU",
+        required=("productId", "variants.id"),
+        target=lambda variables: str(variables["variants"][0]["id"]),
+        rules=_one_variant,
+        scopes=("write_products",),
+    )
+)
+register(
+    Operation(
+        name="order.update",
+        mutation="orderUpdate",
+        document=(
+            "mutation OrderUpdate($input: OrderInput!) { orderUpdate(input: $input) {"
+            " order { id email tags updatedAt } userErrors { field message } } }"
+        ),
+        payload_key="order",
+        echo_topic="orders/updated",
+        describe="Change an order's email, note or tags",
+        required=("input.id",),
+        target=lambda variables: str(variables["input"]["id"]),
+        scopes=("write_orders",),
     )
 )
 

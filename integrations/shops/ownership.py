@@ -205,7 +205,17 @@ WRITES = {
     "customer.add_tags": ("customer", lambda _variables: [("tags", ADD)]),
     "product.update": ("product", lambda variables: _input_fields(variables.get("product"))),
     "customer.update": ("customer", lambda variables: _input_fields(variables.get("input"))),
+    "order.update": ("order", lambda variables: _input_fields(variables.get("input"))),
+    "variant.update": ("variant", lambda variables: _variant_fields(variables)),
 }
+
+
+def _variant_fields(variables: dict) -> list[tuple[str, str]]:
+    variant = (variables.get("variants") or [{}])[0]
+    fields = _input_fields({key: value for key, value in variant.items() if key != "inventoryItem"})
+    if "sku" in (variant.get("inventoryItem") or {}):
+        fields.append(("sku", SET))
+    return fields
 
 
 def written_fields(operation: str, variables: dict) -> tuple[str, list[tuple[str, str]]]:
