@@ -89,6 +89,7 @@ class Worksheet(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     progress_note = models.CharField(max_length=300, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True, help_text="When the running step last moved.")
     compared_at = models.DateTimeField(null=True, blank=True)
     apply_started_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)

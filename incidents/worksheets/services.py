@@ -12,6 +12,7 @@ import io
 import json
 import time
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -35,6 +36,7 @@ PREPARE = "worksheets.prepare_worksheet"
 APPROVE = "worksheets.approve_worksheet"
 APPLY = "worksheets.apply_worksheet"
 ROW_CHUNK = 500  # rows read at a time when hashing, counting or exporting
+STALLED_AFTER = timedelta(minutes=5)  # a compare without progress this long may be started again
 
 
 class WorksheetError(Exception):
@@ -171,7 +173,7 @@ def create_worksheet(
     with transaction.atomic():
         worksheet = Worksheet.objects.create(
             shop=shop, resource=resource, fields=fields, source=source, source_detail=detail, incident=incident,
-            title=title.strip()[:200], prepared_by=acting_user(by) or _system_user(), progress_total=len(keys),
+            title=title.strip()[:200], prepared_by=acting_user(by) or _named_preparer(), progress_total=len(keys),
         )  # fmt: skip
         WorksheetRow.objects.bulk_create(
             [WorksheetRow(worksheet=worksheet, position=n, key=key) for n, key in enumerate(keys, start=1)],
@@ -188,7 +190,8 @@ def create_worksheet(
     return worksheet
 
 
-def _system_user():
+def _named_preparer():
+    """Worksheets are prepared by a person: the maker-checker rule compares them with the approver."""
     raise WorksheetError("Say who prepares the worksheet (--user): the maker-checker rule needs a person.")
 
 
@@ -201,14 +204,31 @@ def start_compare(worksheet: Worksheet, *, by, request=None) -> Worksheet:
     _require(by, PREPARE, "compare worksheets")
     if worksheet.state not in (State.DRAFT, State.COMPARED, State.REJECTED):
         raise WorksheetError(f"A {worksheet.get_state_display().lower()} worksheet cannot be compared again.")
-    if worksheet.progress_step in ("compare", "apply") and worksheet.state in (State.DRAFT, State.APPLYING):
-        raise WorksheetError("It is being compared already.")
+    if (
+        worksheet.state == State.DRAFT
+        and worksheet.progress_step == "compare"
+        and worksheet.progress_at
+        and timezone.now() - worksheet.progress_at < STALLED_AFTER
+    ):
+        raise WorksheetError("It is being compared already: see its progress.")
+    if worksheet.source == Worksheet.Source.ROLLBACK and worksheet.state != State.DRAFT:
+        raise WorksheetError("A rollback's rows come from the worksheet it rolls back: roll that back again instead.")
     with transaction.atomic():
         if worksheet.state != State.DRAFT:
             _move(worksheet, State.DRAFT, by=by, comment="compare again", approved_by=None, approved_at=None,
                   approved_hash="", plan_hash="")  # fmt: skip
+            # Read every record afresh; every decision made on the old values goes with them.
+            worksheet.rows.update(
+                kind=Row.Kind.PENDING, proposal="", reason="", fields=[], shopify_values=None, platform_values=None,
+                shopify_updated_at=None, platform_synced_at=None, money=None, decision=Row.Decision.ACCEPT,
+                override_side="", override_values=None, note="", decided_by=None,
+            )  # fmt: skip
         Worksheet.objects.filter(pk=worksheet.pk).update(
-            progress_step="compare", progress_done=0, progress_total=worksheet.rows.count(), progress_note="queued"
+            progress_step="compare",
+            progress_done=0,
+            progress_total=worksheet.rows.count(),
+            progress_note="queued",
+            progress_at=timezone.now(),
         )
         record_action(actor=by, verb="worksheet.compare", target=worksheet, request=request)
         transaction.on_commit(lambda: _queue("incidents.worksheets.tasks.compare_task", worksheet.pk))
@@ -346,7 +366,9 @@ def run_compare(worksheet_id: int, *, deadline: float | None = None) -> bool:
 def _progress(worksheet: Worksheet, done: int, note: str = "") -> None:
     from django.db.models import F
 
-    Worksheet.objects.filter(pk=worksheet.pk).update(progress_done=F("progress_done") + done, progress_note=note[:300])
+    Worksheet.objects.filter(pk=worksheet.pk).update(
+        progress_done=F("progress_done") + done, progress_note=note[:300], progress_at=timezone.now()
+    )
 
 
 def _jsonable(values: dict | None) -> dict | None:
@@ -761,7 +783,7 @@ def rollback(worksheet: Worksheet, *, by, request=None) -> Worksheet:
             shop=worksheet.shop, resource=worksheet.resource, fields=worksheet.fields, source=Worksheet.Source.ROLLBACK,
             source_detail=f"worksheet #{worksheet.pk}", incident=worksheet.incident, rollback_of=worksheet,
             title=f"Rollback of #{worksheet.pk}" + (f": {worksheet.title}" if worksheet.title else ""),
-            prepared_by=acting_user(by) or _system_user(), state=State.DRAFT, compared_at=timezone.now(),
+            prepared_by=acting_user(by) or _named_preparer(), state=State.DRAFT, compared_at=timezone.now(),
         )  # fmt: skip
         rows = []
         for n, row in enumerate(applied, start=1):

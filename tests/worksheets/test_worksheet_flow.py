@@ -45,7 +45,9 @@ def test_proposals_follow_the_ownership_map_field_by_field(products, admin_user)
     tags = [t.strip() for t in c.tags.split(",") if t.strip()]
     PlatformProduct.objects.filter(pk=c.pk).update(tags=" ,  ".join(reversed(tags)), title=f"  {c.title}  ")
     # e: a platform-owned title differs, but Shopify changed the record after the last sync.
-    PlatformProduct.objects.filter(pk=e.pk).update(title="Edited here", shopify_updated_at=e.shopify_updated_at - timedelta(days=1))
+    PlatformProduct.objects.filter(pk=e.pk).update(
+        title="Edited here", shopify_updated_at=e.shopify_updated_at - timedelta(days=1)
+    )
     ids = f"{a.shopify_id}\ngid://shopify/Product/{b.shopify_id}, {c.shopify_id}\n{d.shopify_id}\n{e.shopify_id}\n"
     worksheet = compare(services.create_worksheet(shop=shop, resource="products", ids_text=ids, by=admin_user))
 
@@ -86,8 +88,12 @@ def test_records_changed_within_the_minimum_age_are_listed_as_in_flight(products
     settings.WORKSHEET_MIN_AGE_SECONDS = 300
     shop, sim, (a, *_rest) = products
     # The merchant changed it in Shopify just now: its webhook may not have arrived yet.
-    sim.control("PATCH", f"/records/products/{a.shopify_id}", json={"changes": {"vendor": "New vendor"}, "silent": True})
-    worksheet = compare(services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user))
+    sim.control(
+        "PATCH", f"/records/products/{a.shopify_id}", json={"changes": {"vendor": "New vendor"}, "silent": True}
+    )
+    worksheet = compare(
+        services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
+    )
     [only] = worksheet.rows.all()
     assert (only.kind, only.proposal) == ("in_flight", P.NO_CHANGE)
     assert "Compare again later" in only.reason
@@ -118,7 +124,9 @@ def test_approval_needs_another_admin_and_apply_writes_exactly_the_approved_rows
     assert worksheet.approved_by == approver_user and worksheet.approved_hash == worksheet.plan_hash
 
     # After compare, a merchant edits f in Shopify: the apply must leave it alone.
-    sim.control("PATCH", f"/records/products/{f.shopify_id}", json={"changes": {"title": "Merchant's edit"}, "silent": True})
+    sim.control(
+        "PATCH", f"/records/products/{f.shopify_id}", json={"changes": {"title": "Merchant's edit"}, "silent": True}
+    )
     services.start_apply(worksheet, by=approver_user)
     send_outbound()
     services.settle(worksheet)
@@ -165,7 +173,9 @@ def test_approval_needs_another_admin_and_apply_writes_exactly_the_approved_rows
 def test_an_edit_after_approval_voids_it(products, admin_user, approver_user):
     shop, sim, (a, *_rest) = products
     PlatformProduct.objects.filter(pk=a.pk).update(title="Platform title")
-    worksheet = compare(services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user))
+    worksheet = compare(
+        services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
+    )
     services.submit(worksheet, by=admin_user)
     services.approve(worksheet, by=approver_user)
     services.decide_row(
@@ -205,3 +215,19 @@ def test_rollback_restores_the_before_values_under_the_same_approval(products, a
     assert back.state == Worksheet.State.APPLIED, list(back.rows.values_list("result", "result_detail"))
     assert sim.record("products", a.shopify_id)["title"] == a.title
     assert PlatformProduct.objects.get(pk=b.pk).vendor == "Stale vendor"
+
+
+def test_comparing_again_reads_every_record_afresh_and_resets_the_decisions(products, admin_user):
+    shop, sim, (a, *_rest) = products
+    PlatformProduct.objects.filter(pk=a.pk).update(vendor="Stale vendor")
+    worksheet = compare(
+        services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
+    )
+    services.decide_row(row(worksheet, a), by=admin_user, decision="skip", note="later")
+    PlatformProduct.objects.filter(pk=a.pk).update(vendor=a.vendor)  # fixed meanwhile by a sync
+    worksheet.refresh_from_db()
+    services.start_compare(worksheet, by=admin_user)
+    worksheet.refresh_from_db()
+    assert worksheet.state == Worksheet.State.COMPARED
+    fresh = row(worksheet, a)
+    assert (fresh.kind, fresh.proposal, fresh.decision) == ("same", P.NO_CHANGE, "accept")

@@ -99,6 +99,10 @@ class Migration(migrations.Migration):
                 ("progress_done", models.PositiveIntegerField(default=0)),
                 ("progress_total", models.PositiveIntegerField(default=0)),
                 ("progress_note", models.CharField(blank=True, max_length=300)),
+                (
+                    "progress_at",
+                    models.DateTimeField(blank=True, help_text="When the running step last moved.", null=True),
+                ),
                 ("compared_at", models.DateTimeField(blank=True, null=True)),
                 ("apply_started_at", models.DateTimeField(blank=True, null=True)),
                 ("applied_at", models.DateTimeField(blank=True, null=True)),
