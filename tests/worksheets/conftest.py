@@ -23,11 +23,11 @@ def _no_minimum_age(settings):
     settings.WORKSHEET_RULES = {}
 
 
-def copy_to_platform(shop, store, kind: str, *, synced_ago=timedelta(hours=1)):
+def copy_to_platform(shop, sim, kind: str, *, synced_ago=timedelta(hours=1)):
     """The platform's copy of every simulator record of `kind`, as a sync would have stored it."""
     resource = RESOURCES[REST_KINDS[kind]]
     made = []
-    for record in store.records(kind):
+    for record in sim.records(kind):
         values = resource.values(record, None)
         key = resource.key_of(record)
         updated = parse_datetime(record.get("updated_at") or "") or timezone.now()

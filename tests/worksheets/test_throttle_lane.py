@@ -28,7 +28,7 @@ def small_bucket(store_factory, settings):
 
 
 def test_a_compare_leaves_the_live_reserve_and_is_never_throttled(small_bucket, admin_user):
-    shop, sim = small_bucket
+    shop, _sim = small_bucket
     ids = [str(p.shopify_id) for p in PlatformProduct.objects.filter(shop=shop)]
     assert len(ids) > 20  # more points than the bucket holds
     worksheet = services.create_worksheet(shop=shop, resource="products", ids_text="\n".join(ids), by=admin_user)

@@ -36,7 +36,7 @@ def row(worksheet, record) -> WorksheetRow:
 
 
 def test_proposals_follow_the_ownership_map_field_by_field(products, admin_user):
-    shop, sim, (a, b, c, d, e, *_rest) = products
+    shop, _sim, (a, b, c, d, e, *_rest) = products
     # a: the platform owns titles and has a newer one -> push it to Shopify.
     PlatformProduct.objects.filter(pk=a.pk).update(title="Platform title")
     # b: Shopify owns the vendor -> copy Shopify's value to the platform.
@@ -72,7 +72,7 @@ def test_proposals_follow_the_ownership_map_field_by_field(products, admin_user)
 
 
 def test_a_record_missing_on_either_side_is_its_own_kind_of_row(products, admin_user):
-    shop, sim, (a, b, *_rest) = products
+    shop, _sim, (a, b, *_rest) = products
     PlatformProduct.objects.filter(pk=b.pk).delete()
     ids = f"{a.shopify_id}\n{b.shopify_id}\n999999999\n"
     PlatformProduct.objects.create(shop=shop, shopify_id=999999999, gid="gid://shopify/Product/999999999",
@@ -102,7 +102,7 @@ def test_records_changed_within_the_minimum_age_are_listed_as_in_flight(products
 def test_approval_needs_another_admin_and_apply_writes_exactly_the_approved_rows(
     products, admin_user, approver_user, support_user
 ):
-    shop, sim, (a, b, c, d, e, f, *_rest) = products
+    shop, sim, (a, b, c, d, _e, f, *_rest) = products
     PlatformProduct.objects.filter(pk=a.pk).update(title="Platform title")
     PlatformProduct.objects.filter(pk=b.pk).update(vendor="Stale vendor")
     PlatformProduct.objects.filter(pk=c.pk).update(title="Skip me")  # proposed, but skipped in review
@@ -171,7 +171,7 @@ def test_approval_needs_another_admin_and_apply_writes_exactly_the_approved_rows
 
 
 def test_an_edit_after_approval_voids_it(products, admin_user, approver_user):
-    shop, sim, (a, *_rest) = products
+    shop, _sim, (a, *_rest) = products
     PlatformProduct.objects.filter(pk=a.pk).update(title="Platform title")
     worksheet = compare(
         services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
@@ -218,7 +218,7 @@ def test_rollback_restores_the_before_values_under_the_same_approval(products, a
 
 
 def test_comparing_again_reads_every_record_afresh_and_resets_the_decisions(products, admin_user):
-    shop, sim, (a, *_rest) = products
+    shop, _sim, (a, *_rest) = products
     PlatformProduct.objects.filter(pk=a.pk).update(vendor="Stale vendor")
     worksheet = compare(
         services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
