@@ -830,7 +830,9 @@ def rollback(worksheet: Worksheet, *, by, request=None) -> Worksheet:
 # --- reading it -------------------------------------------------------------------------------
 
 
-def worksheet_json(worksheet: Worksheet, *, rows: bool = True) -> dict:
+def worksheet_json(worksheet: Worksheet, *, rows: bool = True, blast: bool = True) -> dict:
+    """The worksheet as the commands print it. `blast` adds the blast radius (it reads every row:
+    leave it out for lists)."""
     data = {
         "id": worksheet.pk,
         "state": worksheet.state,
@@ -858,7 +860,7 @@ def worksheet_json(worksheet: Worksheet, *, rows: bool = True) -> dict:
         "created_at": worksheet.created_at.isoformat(),
         "applied_at": worksheet.applied_at.isoformat() if worksheet.applied_at else None,
     }
-    if worksheet.state != State.DRAFT:
+    if blast and worksheet.state != State.DRAFT:
         data["blast_radius"] = blast_radius(worksheet)
     if rows:
         data["rows"] = [row_json(row) for row in _rows_in_chunks(worksheet)]
