@@ -114,3 +114,25 @@ def test_the_csv_export_has_a_line_per_row_and_field_with_formulas_defused(store
     assert [line["field"] for line in lines] == ["title", "vendor"]
     title = lines[0]
     assert title["platform"] == "'=HYPERLINK(1)" and title["differs"] == "yes" and title["proposal"] == "write_shopify"
+
+
+def test_the_minute_sweep_finishes_an_apply_whose_calls_went_out(store, admin_user, approver_user):
+    from incidents.worksheets.tasks import settle_applying
+
+    shop, sim = store
+    copy_to_platform(shop, sim, "products")
+    a = PlatformProduct.objects.filter(shop=shop).order_by("shopify_id").first()
+    PlatformProduct.objects.filter(pk=a.pk).update(title="Platform title")
+    worksheet = services.create_worksheet(shop=shop, resource="products", ids_text=str(a.shopify_id), by=admin_user)
+    services.start_compare(worksheet, by=admin_user)
+    worksheet.refresh_from_db()
+    services.submit(worksheet, by=admin_user)
+    services.approve(worksheet, by=approver_user)
+    services.start_apply(worksheet, by=approver_user)
+    assert settle_applying() == 0  # its call has not been sent yet
+    worksheet.refresh_from_db()
+    assert worksheet.state == Worksheet.State.APPLYING and worksheet.rows.get().result == "sending"
+    send_outbound()
+    assert settle_applying() == 1
+    worksheet.refresh_from_db()
+    assert worksheet.state == Worksheet.State.APPLIED and worksheet.rows.get().result == "applied"
