@@ -8,6 +8,7 @@ NAVIGATION = [
     ("Replays", "replays:list", "integrations.view_replayrequest"),
     ("Runbook", "replays:runbook", "integrations.view_event"),
     ("Incidents", "incidents:list", "incidents.view_incident"),
+    ("Worksheets", "worksheets:list", "worksheets.view_worksheet"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),
     ("Privacy", "privacy:list", "integrations.view_privacyrequest"),

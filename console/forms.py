@@ -4,7 +4,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from console.models import AuditEntry
 
-AUDITED_APPS = ("console", "integrations", "incidents", "auth", "axes")
+AUDITED_APPS = ("console", "integrations", "incidents", "worksheets", "auth", "axes")
 
 
 def _type_label(content_type: ContentType) -> str:

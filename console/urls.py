@@ -23,6 +23,7 @@ urlpatterns = [
     path("outbound/", include("integrations.outbound.urls")),
     path("replays/", include("integrations.replay.urls")),
     path("incidents/", include("incidents.urls")),
+    path("worksheets/", include("incidents.worksheets.urls")),
     path("privacy/", include("integrations.privacy.urls")),
     path("admin/", admin.site.urls),
 ]

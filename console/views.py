@@ -54,7 +54,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-HISTORY_APPS = ("console", "integrations", "incidents")
+HISTORY_APPS = ("console", "integrations", "incidents", "worksheets")
 _LABEL = re.compile(r"[a-z0-9_]{1,100}")  # ContentType app_label and model: lower-case identifiers
 _TARGET_ID_LENGTH = AuditEntry._meta.get_field("target_id").max_length
 _OBJECT_ID = re.compile(rf"[^\x00-\x1f\x7f]{{1,{_TARGET_ID_LENGTH}}}")  # no control characters, no NUL

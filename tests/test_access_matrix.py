@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from console import roles
 from console.audit import record_action
+from incidents.worksheets.models import Worksheet
 from integrations.models import PrivacyRequest, ReplayRequest, SavedView
 from tests.factories import DeliveryFactory, EventFactory, OutboundCallFactory, ShopFactory
 
@@ -76,7 +77,32 @@ ACCESS = {
     "replays:runbook": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "replays:handlers": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "replays:handler_switch": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "worksheets:new": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # GET the form; POST creates one
+    "worksheets:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "worksheets:progress": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "worksheets:export": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "worksheets:decide": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:compare": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:submit": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:approve": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only; admins
+    "worksheets:reject": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only; admins
+    "worksheets:apply": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:retry": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "worksheets:rollback": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
 }
+WORKSHEET_PAGES = (
+    "detail",
+    "progress",
+    "export",
+    "compare",
+    "submit",
+    "approve",
+    "reject",
+    "apply",
+    "retry",
+    "rollback",
+)
 # Views that change something: a POST from a role without the right gets 403 and changes nothing.
 ACTIONS = {
     "integrations:shop_create": {S: 403, CS: 403},
@@ -107,6 +133,15 @@ ACTIONS = {
     "replays:cancel": {CS: 403},
     "replays:replan": {CS: 403},
     "replays:handler_switch": {CS: 403},
+    "worksheets:new": {CS: 403},
+    "worksheets:decide": {CS: 403},
+    "worksheets:compare": {CS: 403},
+    "worksheets:submit": {CS: 403},
+    "worksheets:approve": {S: 403, CS: 403},
+    "worksheets:reject": {S: 403, CS: 403},
+    "worksheets:apply": {CS: 403},
+    "worksheets:retry": {CS: 403},
+    "worksheets:rollback": {CS: 403},
 }
 
 
@@ -140,6 +175,10 @@ def url_for(db, admin_user):
         requested_by=admin_user, requested_label=admin_user.username, kind="one",
         selection={"event_ids": [event.pk]}, plan_hash="0" * 64,
     )  # fmt: skip
+    worksheet = Worksheet.objects.create(
+        shop=shop, resource="products", fields=["title"], source="ids", prepared_by=admin_user, state="submitted"
+    )
+    row = worksheet.rows.create(position=1, key="gid://shopify/Product/1")
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
         "events:detail": {"pk": event.pk},
@@ -167,6 +206,8 @@ def url_for(db, admin_user):
             f"replays:{name}": {"pk": replay.pk}
             for name in ("detail", "progress", "run", "approve", "cancel", "replan")
         },
+        **{f"worksheets:{name}": {"pk": worksheet.pk} for name in WORKSHEET_PAGES},
+        "worksheets:decide": {"pk": worksheet.pk, "row_pk": row.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 

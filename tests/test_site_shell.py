@@ -25,8 +25,8 @@ def test_navigation_follows_the_role(client, support_user, service_user, admin_u
 
     assert nav(service_user) == ["Dashboard", "Status board"]
     staff_nav = [
-        "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Status board", "Shops", "Privacy",
-        "Audit trail",
+        "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Worksheets", "Status board", "Shops",
+        "Privacy", "Audit trail",
     ]  # fmt: skip
     assert nav(support_user) == staff_nav
     assert nav(admin_user) == staff_nav

@@ -7,6 +7,8 @@ Normalisation makes equal what a person would call equal: money to the cent, tag
 ignores it (emails, handles, enum values).
 """
 
+import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -338,21 +340,30 @@ assert all(
 
 
 def parse_ids(kind: ResourceKind, text: str) -> list[str]:
-    """Pasted or uploaded ids (one per line or comma-separated, a CSV's first column, a header
-    line allowed) as gids, in order and without repeats. Raises ValueError listing bad lines."""
+    """Pasted or uploaded ids as gids, in order and without repeats: one per line, several on a line
+    separated by commas, or a CSV file whose first column holds them (a header line allowed).
+    Raises ValueError naming the bad lines."""
     gids, bad, seen = [], [], set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        cells = [cell.strip().strip('"') for cell in line.split(",")]
+    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [cell.strip() for cell in cells if cell.strip()]
+        if not cells:
+            continue
+        parsed = []
         for cell in cells:
-            if not cell:
-                continue
             try:
-                gid = kind.gid(cell)
+                parsed.append(kind.gid(cell))
             except ValueError as error:
-                if number == 1 and not re.search(r"\d", cell):  # a header
-                    continue
-                bad.append(f"line {number}: {error}")
-                continue
+                parsed.append(error)
+        if all(isinstance(item, str) for item in parsed):
+            found = parsed  # a comma-separated list of ids
+        elif isinstance(parsed[0], str):
+            found = parsed[:1]  # a CSV row: the id, then other columns
+        elif number == 1 and not any(re.search(r"\d", cell) for cell in cells):
+            continue  # a header
+        else:
+            bad.append(f"line {number}: {parsed[0]}")
+            continue
+        for gid in found:
             if gid not in seen:
                 seen.add(gid)
                 gids.append(gid)

@@ -134,11 +134,14 @@ def create_worksheet(
     ids_text: str | None = None,
     events_filter: str | None = None,
     incident=None,
+    link_incident=None,
     title: str = "",
     request=None,
 ) -> Worksheet:
     """A draft worksheet from a controlled list: pasted/uploaded ids, the records of the events
-    matching a filter, or an incident's affected records. Never "all records"."""
+    matching a filter, or an incident's affected records (`incident`). Never "all records". It is
+    linked to `link_incident` if given (a list of ids can belong to an incident too), else to the
+    incident it was built from."""
     _require(by, PREPARE, "prepare worksheets")
     if resource not in KINDS:
         raise WorksheetError(f"resource must be one of {', '.join(KINDS)}")
@@ -172,7 +175,7 @@ def create_worksheet(
         )
     with transaction.atomic():
         worksheet = Worksheet.objects.create(
-            shop=shop, resource=resource, fields=fields, source=source, source_detail=detail, incident=incident,
+            shop=shop, resource=resource, fields=fields, source=source, source_detail=detail, incident=link_incident or incident,
             title=title.strip()[:200], prepared_by=acting_user(by) or _named_preparer(), progress_total=len(keys),
         )  # fmt: skip
         WorksheetRow.objects.bulk_create(
@@ -668,9 +671,13 @@ def run_apply(worksheet_id: int, *, deadline: float | None = None) -> bool:
     return settle(worksheet)
 
 
-def _settle_row(row: WorksheetRow, result: str, detail: str, **changes) -> None:
-    WorksheetRow.objects.filter(pk=row.pk).update(
-        result=result, result_detail=detail[:2000], applied_at=timezone.now(), **changes
+def _settle_row(row: WorksheetRow, result: str, detail: str, *, was: str = "", **changes) -> bool:
+    """Give a row its result, if it still has the result `was` (a conditional UPDATE: two settles
+    at once, from the page and the sweep, settle it once). Returns whether this call did."""
+    return bool(
+        WorksheetRow.objects.filter(pk=row.pk, result=was).update(
+            result=result, result_detail=detail[:2000], applied_at=timezone.now(), **changes
+        )
     )
 
 
@@ -742,15 +749,16 @@ def settle(worksheet: Worksheet) -> bool:
     sending = list(worksheet.rows.filter(result=Row.Result.SENDING).select_related("call"))
     for row in sending:
         call = row.call
+        sending = {"was": Row.Result.SENDING}
         if call is None:
-            _settle_row(row, Row.Result.FAILED, "its outbound call is gone")
+            _settle_row(row, Row.Result.FAILED, "its outbound call is gone", **sending)
         elif call.status == OutboundCall.Status.SUCCEEDED:
-            _settle_row(row, Row.Result.APPLIED, f"written to Shopify (outbound call #{call.pk})")
-            record_action(actor=worksheet.applied_by, verb="worksheet.write_shopify", target=worksheet,
-                          before={"row": row.key, **(row.before or {})}, after={"row": row.key, **(row.after or {})})  # fmt: skip
+            if _settle_row(row, Row.Result.APPLIED, f"written to Shopify (outbound call #{call.pk})", **sending):
+                record_action(actor=worksheet.applied_by, verb="worksheet.write_shopify", target=worksheet,
+                              before={"row": row.key, **(row.before or {})}, after={"row": row.key, **(row.after or {})})  # fmt: skip
         elif call.status == OutboundCall.Status.FAILED:
             result = Row.Result.STALE if call.failure_kind == "stale" else Row.Result.FAILED
-            _settle_row(row, result, f"outbound call #{call.pk}: {call.reason}")
+            _settle_row(row, result, f"outbound call #{call.pk}: {call.reason}", **sending)
     if worksheet.rows.filter(result__in=["", Row.Result.SENDING]).exists():
         return False
     with transaction.atomic():

@@ -9,7 +9,8 @@ from tests.factories import ShopFactory, UserFactory
 pytestmark = pytest.mark.browser
 
 STAFF_NAV = [
-    "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Status board", "Shops", "Privacy", "Audit trail",
+    "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Worksheets", "Status board", "Shops", "Privacy",
+    "Audit trail",
 ]  # fmt: skip
 EXPECTED_NAV = {
     roles.SUPPORT: STAFF_NAV,

@@ -74,6 +74,8 @@ def test_scopes_are_declared_on_operations_and_jobs():
         "customer.add_tags": ("write_customers",),
         "product.update": ("write_products",),
         "customer.update": ("write_customers",),
+        "variant.update": ("write_products",),
+        "order.update": ("write_orders",),
     }
     assert {name: OPERATIONS[name].scopes for name in declared} == declared
     assert JOB_TYPES["sync_order"].scopes == ("read_orders",)
@@ -91,7 +93,7 @@ def test_scopes_are_declared_on_operations_and_jobs():
         "write_orders",
         "write_products",
     ]
-    assert needs["write_orders"] == ["operation order.add_tags", "job tag_notified_order"]
+    assert needs["write_orders"] == ["operation order.add_tags", "operation order.update", "job tag_notified_order"]
     assert needs["read_orders"] == ["job notify_fulfillment", "job sync_order"]
 
 

@@ -86,6 +86,11 @@ def test_pasted_ids_are_read_as_gids_and_bad_lines_are_named():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="line 2: 'abc' is not a Product id"):
         parse_ids(kind, "12\nabc\n")
+    # An uploaded CSV: the ids are its first column.
+    assert parse_ids(kind, 'id,title\n21,"Shirt, blue"\n22,Hat\n') == [
+        "gid://shopify/Product/21",
+        "gid://shopify/Product/22",
+    ]
     levels = KINDS["inventory_levels"]
     assert parse_ids(levels, "5:7") == ["gid://shopify/InventoryLevel/7?inventory_item_id=5"]
 
@@ -136,3 +141,14 @@ def test_the_minute_sweep_finishes_an_apply_whose_calls_went_out(store, admin_us
     assert settle_applying() == 1
     worksheet.refresh_from_db()
     assert worksheet.state == Worksheet.State.APPLIED and worksheet.rows.get().result == "applied"
+
+
+def test_a_list_of_ids_can_be_linked_to_an_incident(store, admin_user):
+    from tests.factories import IncidentFactory
+
+    shop, sim = store
+    incident = IncidentFactory(opened_by=admin_user)
+    worksheet = services.create_worksheet(shop=shop, resource="products", ids_text="12", by=admin_user,
+                                          link_incident=incident)  # fmt: skip
+    assert worksheet.incident == incident and worksheet.source == Worksheet.Source.IDS
+    assert list(incident.worksheets.all()) == [worksheet]

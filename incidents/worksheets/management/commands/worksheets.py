@@ -1,7 +1,7 @@
 """Reconciliation worksheets from the command line: the same services as the pages, the same
 maker-checker rules (checked by the services for the real user named by --user).
 
-    manage.py worksheets create --shop S --resource R (--ids FILE | --from-events FILTER | --incident N)
+    manage.py worksheets create --shop S --resource R (--ids FILE | --from-events FILTER | --incident N) [--link-incident N]
                                 [--fields a,b,c] --user U [--title T] [--json]
     manage.py worksheets compare ID [--wait] [--timeout S] [--user U] [--json]
     manage.py worksheets show ID [--rows N] [--json]
@@ -73,6 +73,9 @@ class Command(BaseCommand):
         create.add_argument("--ids", metavar="FILE", help="A file of Shopify ids or gids ('-': stdin).")
         create.add_argument("--from-events", metavar="FILTER", help='The records of the events matching "shop=S&..."')
         create.add_argument("--incident", type=int, help="The affected records of this incident (its id).")
+        create.add_argument(
+            "--link-incident", type=int, help="Link it to this incident (a list of ids can be its too)."
+        )
         create.add_argument("--fields", help="Fields to compare, comma-separated (default: all of the resource's).")
         create.add_argument("--title", default="", help="A title shown in the list.")
 
@@ -200,6 +203,7 @@ class Command(BaseCommand):
             ids_text=self.read_ids(options["ids"]) if options["ids"] else None,
             events_filter=options["from_events"] or None,
             incident=self.incident(options["incident"]) if options["incident"] is not None else None,
+            link_incident=self.incident(options["link_incident"]) if options["link_incident"] is not None else None,
             title=options["title"],
         )
         self.print_worksheet(worksheet)
@@ -234,7 +238,9 @@ class Command(BaseCommand):
             worksheets = worksheets.filter(incident_id=options["incident"])
         worksheets = list(worksheets.order_by("-created_at", "-id")[: max(1, min(options["limit"], 1000))])
         if self.as_json:
-            self.stdout.write(json.dumps([services.worksheet_json(w, rows=False, blast=False) for w in worksheets], default=str))
+            self.stdout.write(
+                json.dumps([services.worksheet_json(w, rows=False, blast=False) for w in worksheets], default=str)
+            )
             return
         if not worksheets:
             self.stdout.write(
