@@ -146,7 +146,7 @@ def test_the_minute_sweep_finishes_an_apply_whose_calls_went_out(store, admin_us
 def test_a_list_of_ids_can_be_linked_to_an_incident(store, admin_user):
     from tests.factories import IncidentFactory
 
-    shop, sim = store
+    shop, _sim = store
     incident = IncidentFactory(opened_by=admin_user)
     worksheet = services.create_worksheet(shop=shop, resource="products", ids_text="12", by=admin_user,
                                           link_incident=incident)  # fmt: skip
