@@ -304,7 +304,9 @@ def run_compare(worksheet_id: int, *, deadline: float | None = None) -> bool:
     batch = max(1, min(250, settings.WORKSHEET_READ_BATCH))
     while True:
         rows = list(
-            worksheet.rows.filter(kind=Row.Kind.PENDING).order_by("position").only("id", "key", "position")[:batch]
+            worksheet.rows.filter(kind=Row.Kind.PENDING)
+            .order_by("position")
+            .only("id", "worksheet", "key", "position")[:batch]
         )
         if not rows:
             break
@@ -314,7 +316,7 @@ def run_compare(worksheet_id: int, *, deadline: float | None = None) -> bool:
         except ReadFailed as error:
             for row in rows:
                 row.kind, row.proposal, row.reason = Row.Kind.UNREADABLE, Row.Proposal.NEEDS_PERSON, f"Shopify: {error}"
-            WorksheetRow.objects.bulk_update(rows, ["kind", "proposal", "reason"])
+            _update_rows(rows, ["kind", "proposal", "reason"])
             _progress(worksheet, len(rows), f"a read failed: {error}")
             continue
         platform = kind.platform_records(worksheet.shop, gids)
@@ -342,7 +344,7 @@ def run_compare(worksheet_id: int, *, deadline: float | None = None) -> bool:
                 "",
                 None,
             )
-        WorksheetRow.objects.bulk_update(
+        _update_rows(
             rows,
             ["kind", "proposal", "reason", "fields", "shopify_values", "platform_values", "shopify_updated_at",
              "platform_synced_at", "label", "money", "decision", "override_side", "override_values", "note", "decided_by"],
@@ -364,6 +366,24 @@ def run_compare(worksheet_id: int, *, deadline: float | None = None) -> bool:
         )
         record_action(actor=None, verb="worksheet.compared", target=worksheet, after=dict(counts))
     return True
+
+
+def _update_rows(rows: list[WorksheetRow], fields: list[str]) -> None:
+    """Write these fields of each row: one UPDATE statement run for every row (executemany), in
+    one transaction. bulk_update's CASE WHEN per field and row took most of a compare's time."""
+    from django.db import connection
+
+    meta = WorksheetRow._meta
+    specs = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608 (names from the model's _meta, values as parameters)
+        + ", ".join(f"{quote(f.column)} = %s" for f in specs)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in specs] + [row.pk] for row in rows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _progress(worksheet: Worksheet, done: int, note: str = "") -> None:
