@@ -5,7 +5,7 @@ allows, and peak memory at 1,000 and 10,000 records.
     .venv/bin/python bench/worksheet_compare.py [--records 10000] [--small 1000] [--scale 5]
         [--bucket 2000] [--restore 100] [--resource products|customers] [--batch N]
         [--database-url postgres://...] [--quick] [--keep]
-        [--row-writes bulk_update|per-row|executemany] [--rows-query-fix] [--report-lag]   # what-ifs
+        [--row-writes bulk_update|per-row|executemany] [--report-lag]   # what-ifs
 
 Sets Django up itself on a throwaway SQLite file in a temporary directory (or, with
 --database-url, a scratch PostgreSQL database `<name>_worksheets` next to the one given), starts
@@ -46,13 +46,10 @@ machine baseline; and where the time went (waiting for the throttle, HTTP, the r
 
 What-if options (patched in this process only; services.py itself is not changed), see the docs
 section for what they showed:
-  --row-writes per-row|executemany  how run_compare writes a batch's rows: the default is what
-      services.py does (WorksheetRow.objects.bulk_update, one CASE WHEN per field and row);
-      per-row is one queryset UPDATE per row, executemany one parametrised UPDATE statement
-      executed for every row of the batch (cursor.executemany), both in one transaction a batch.
-  --rows-query-fix  the pending-rows query loads `worksheet` too: `.only("id", "key", "position")`
-      on the related manager defers worksheet_id, which Django then loads row by row (one
-      SELECT per row) to set the known related object.
+  --row-writes bulk_update|per-row  how run_compare writes a batch's rows: the default is what
+      services.py does since 53aada0 (executemany: one parametrised UPDATE statement executed for
+      every row of the batch, in one transaction); bulk_update is what it did before (one CASE
+      WHEN per field and row), per-row one queryset UPDATE per row.
   --report-lag  the throttle model takes Shopify's reported level as of halfway through the
       request instead of when the answer was read.
 """
@@ -257,7 +254,7 @@ class Stats:
     waits: int = 0  # reservations refused (each followed by a sleep)
     reserve: float = 0.0  # seconds in the throttle's reserve/report (database round trips)
     finish: float = 0.0  # seconds in plan_hash (after the loop)
-    writes: float = 0.0  # seconds writing the compared rows (WorksheetRow.objects.bulk_update)
+    writes: float = 0.0  # seconds writing the compared rows (services._update_rows)
     first_request: float | None = None
     last_answer: float | None = None
     sleeps: list[float] = field(default_factory=list)
@@ -279,24 +276,6 @@ class TimeAt:
         return getattr(time, name)
 
 
-def executemany_update(model, objs, fields) -> int:
-    """One UPDATE statement, executed for every object (cursor.executemany), in one transaction."""
-    from django.db import connections, router, transaction
-
-    db = router.db_for_write(model)
-    connection = connections[db]
-    opts = model._meta
-    specs = [opts.get_field(name) for name in fields]
-    quote = connection.ops.quote_name
-    # Table and column names come from the model's own _meta, values are parameters.
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in specs)
-    sql = f"UPDATE {quote(opts.db_table)} SET {assignments} WHERE {quote(opts.pk.column)} = %s"  # noqa: S608
-    params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for f in specs] + [obj.pk] for obj in objs]
-    with transaction.atomic(using=db, savepoint=False), connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    return len(params)
-
-
 def per_row_update(model, objs, fields) -> int:
     from django.db import router, transaction
 
@@ -307,7 +286,7 @@ def per_row_update(model, objs, fields) -> int:
     return len(objs)
 
 
-def instrument(report_lag: bool, row_writes: str, rows_query_fix: bool) -> None:
+def instrument(report_lag: bool, row_writes: str) -> None:
     """Wrap what run_compare calls so the run can say where its time went (class-level wrappers
     in this process; nothing is written to services.py)."""
     from incidents.worksheets import services
@@ -389,31 +368,19 @@ def instrument(report_lag: bool, row_writes: str, rows_query_fix: bool) -> None:
 
     from incidents.worksheets.models import WorksheetRow
 
-    bulk_update = WorksheetRow.objects.bulk_update
-    writer = {"bulk_update": lambda objs, fields: bulk_update(objs, fields),
-              "per-row": lambda objs, fields: per_row_update(WorksheetRow, objs, fields),
-              "executemany": lambda objs, fields: executemany_update(WorksheetRow, objs, fields)}[row_writes]  # fmt: skip
+    update_rows = services._update_rows  # what services.py does: one executemany UPDATE a batch
+    writer = {"executemany": update_rows,
+              "bulk_update": lambda objs, fields: WorksheetRow.objects.bulk_update(objs, fields),
+              "per-row": lambda objs, fields: per_row_update(WorksheetRow, objs, fields)}[row_writes]  # fmt: skip
 
-    def timed_bulk_update(objs, fields, batch_size=None):
+    def timed_update_rows(objs, fields):
         started = time.perf_counter()
         try:
             return writer(objs, fields)
         finally:
             STATS.writes += time.perf_counter() - started
 
-    WorksheetRow.objects.bulk_update = timed_bulk_update  # the manager instance run_compare uses
-
-    if rows_query_fix:
-        from django.db.models.query import QuerySet
-
-        only = QuerySet.only
-
-        def only_with_worksheet(self, *fields):
-            if self.model is WorksheetRow and fields == ("id", "key", "position"):
-                fields = (*fields, "worksheet")
-            return only(self, *fields)
-
-        QuerySet.only = only_with_worksheet
+    services._update_rows = timed_update_rows
     services._queue = lambda *args: None  # run_compare is called here, not on the worker
 
 
@@ -523,13 +490,8 @@ def main() -> None:
     parser.add_argument(
         "--row-writes",
         choices=["bulk_update", "per-row", "executemany"],
-        default="bulk_update",
-        help="what-if: how the compared rows are written (default: bulk_update, as services.py)",
-    )
-    parser.add_argument(
-        "--rows-query-fix",
-        action="store_true",
-        help="what-if: the pending-rows query loads worksheet_id (no SELECT per row)",
+        default="executemany",
+        help="what-if: how the compared rows are written (default: executemany, as services.py)",
     )
     parser.add_argument("--report-lag", action="store_true", help="what-if: take the reported level as of mid-request")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, log)")
@@ -553,7 +515,7 @@ def main() -> None:
         settings.WORKSHEET_READ_BATCH = args.batch
     settings.WORKSHEET_MAX_RECORDS = max(settings.WORKSHEET_MAX_RECORDS, args.records)
     batch = max(1, min(250, settings.WORKSHEET_READ_BATCH))
-    instrument(args.report_lag, args.row_writes, args.rows_query_fix)
+    instrument(args.report_lag, args.row_writes)
     kind = KINDS[args.resource]
     per_record = node_cost(kind)
     restore = args.restore * args.scale
@@ -570,8 +532,7 @@ def main() -> None:
         f"load average {load_start} at start; work dir {workdir}"
     )
     what_if = [name for name, on in (
-        (f"row writes {args.row_writes}", args.row_writes != "bulk_update"),
-        ("pending-rows query loads worksheet_id", args.rows_query_fix),
+        (f"row writes {args.row_writes}", args.row_writes != "executemany"),
         ("throttle report as of mid-request", args.report_lag),
     ) if on]  # fmt: skip
     log(f"what-if patches: {', '.join(what_if) if what_if else 'none (services.py as it is)'}")
