@@ -49,6 +49,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import SimulatorControl  # noqa: E402
 from console.processes import stop_processes  # noqa: E402
 
 PYTHON = sys.executable
@@ -115,29 +116,7 @@ def start(command: list[str], logfile: Path, **env: str) -> subprocess.Popen:
     )
 
 
-class Simulator:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.http = requests.Session()
-
-    def wait_ready(self, process: subprocess.Popen, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit("the simulator exited at start")
-            try:
-                if self.http.get(f"{self.url}/_simulator/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise SystemExit("the simulator did not start")
-
-    def control(self, method: str, path: str, **kwargs):
-        response = self.http.request(method, f"{self.url}/_simulator{path}", timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
+class Simulator(SimulatorControl):
     def create_shop(self, domain: str, *, records: int, bucket: float, restore: float) -> list[str]:
         """A fresh simulated shop; returns its order gids."""
         self.control(

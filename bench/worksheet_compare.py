@@ -69,10 +69,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import SimulatorControl  # noqa: E402
 from console.processes import stop_processes  # noqa: E402
 
 PYTHON = sys.executable
@@ -146,28 +145,8 @@ def configure(database_url: str | None, workdir: Path) -> str:
     return url
 
 
-class Simulator:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.http = requests.Session()
-
-    def wait_ready(self, process: subprocess.Popen, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit("the simulator exited at start")
-            try:
-                if self.http.get(f"{self.url}/_simulator/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise SystemExit("the simulator did not start")
-
-    def control(self, method: str, path: str, **kwargs):
-        response = self.http.request(method, f"{self.url}/_simulator{path}", timeout=300, **kwargs)
-        response.raise_for_status()
-        return response.json()
+class Simulator(SimulatorControl):
+    control_timeout = 300  # listing 30,000 records a page at a time
 
     def records(self, kind: str) -> list[dict]:
         items, offset = [], 0
