@@ -48,6 +48,7 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "incidents.change_incident",
     "incidents.view_incidentupdate",
     "incidents.add_incidentupdate",
+    "incidents.view_notification",
 }
 _ADMIN = _SUPPORT | {
     "integrations.add_shop",
@@ -63,6 +64,8 @@ _ADMIN = _SUPPORT | {
     "integrations.approve_replay",
     # Approve or reject a reconciliation worksheet someone else prepared.
     "worksheets.approve_worksheet",
+    # Who hears about incidents of each severity, per audience.
+    "incidents.manage_notification_lists",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

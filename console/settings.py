@@ -215,6 +215,20 @@ WORKSHEET_READ_BATCH = env.int("WORKSHEET_READ_BATCH", default=50)
 WORKSHEET_TASK_SECONDS = env.int("WORKSHEET_TASK_SECONDS", default=40)
 WORKSHEET_MIN_AGE_SECONDS = env.int("WORKSHEET_MIN_AGE_SECONDS", default=300)
 WORKSHEET_RULES = env.json("WORKSHEET_RULES", default={})
+# Incidents: minutes to the next status update by severity (the update is overdue after that);
+# the rubric's "widespread" thresholds; the dashboard suggests an incident when a shop's topic or
+# outbound operation fails more than INCIDENT_SPIKE_FAILURES times in INCIDENT_SPIKE_MINUTES.
+INCIDENT_UPDATE_MINUTES = {
+    "sev1": env.int("INCIDENT_UPDATE_MINUTES_SEV1", default=30),
+    "sev2": env.int("INCIDENT_UPDATE_MINUTES_SEV2", default=60),
+    "sev3": env.int("INCIDENT_UPDATE_MINUTES_SEV3", default=240),
+    "sev4": env.int("INCIDENT_UPDATE_MINUTES_SEV4", default=1440),
+}
+INCIDENT_WIDESPREAD_RECORDS = env.int("INCIDENT_WIDESPREAD_RECORDS", default=100)
+INCIDENT_WIDESPREAD_SHOPS = env.int("INCIDENT_WIDESPREAD_SHOPS", default=3)
+INCIDENT_SPIKE_FAILURES = env.int("INCIDENT_SPIKE_FAILURES", default=20)
+INCIDENT_SPIKE_MINUTES = env.int("INCIDENT_SPIKE_MINUTES", default=15)
+INCIDENT_MAIL_PREFIX = env.str("INCIDENT_MAIL_PREFIX", default="[integrations]")
 REPLAY_APPROVAL_EVENTS = env.int("REPLAY_APPROVAL_EVENTS", default=100)
 REPLAY_APPROVAL_RECORDS = env.int("REPLAY_APPROVAL_RECORDS", default=100)
 REPLAY_APPROVAL_SHOPS = env.int("REPLAY_APPROVAL_SHOPS", default=1)
@@ -280,7 +294,9 @@ STORAGES = {
 }
 
 # --- Email ----------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+# Incident notifications go through Django's mail backend: printed to the worker's output by
+# default; set EMAIL_URL=smtp://user:password@host:587/?tls=True (or smtp+ssl://...) to send them.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="console@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from incidents.models import Incident, IncidentUpdate
+from incidents.models import Incident, IncidentAction, IncidentUpdate
 from integrations.models import Attempt, Delivery, Event, Job, Shop
 
 TEST_PASSWORD = "correct-horse-battery"
@@ -58,6 +58,15 @@ class IncidentUpdateFactory(factory.django.DjangoModelFactory):
     incident = factory.SubFactory(IncidentFactory)
     body = factory.Sequence(lambda n: f"Update {n}")
     author = factory.SelfAttribute("incident.opened_by")
+
+
+class IncidentActionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IncidentAction
+
+    incident = factory.SubFactory(IncidentFactory)
+    kind = IncidentAction.Kind.CONTAINMENT
+    title = factory.Sequence(lambda n: f"Action {n}")
 
 
 # --- Event log ------------------------------------------------------------------------------

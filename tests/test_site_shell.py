@@ -50,7 +50,7 @@ def test_status_board_shows_only_confirmed_customer_service_updates(
         incident=incident, body="Unconfirmed guess", confirmed=False, audience=IncidentUpdate.Audience.CUSTOMER_SERVICE
     )
     IncidentUpdateFactory(
-        incident=incident, body="Internal detail", confirmed=True, audience=IncidentUpdate.Audience.INTERNAL
+        incident=incident, body="Internal detail", confirmed=True, audience=IncidentUpdate.Audience.ENGINEERING
     )
     IncidentUpdateFactory(incident=IncidentFactory(title="Nothing shareable yet"), body="guess", confirmed=False)
     for i in range(10):

@@ -111,18 +111,16 @@ def keys_from_events(kind: ResourceKind, filter_text: str) -> list[str]:
     return list(gids)
 
 
-def keys_from_incident(kind: ResourceKind, incident) -> list[str]:
-    """An incident's affected records: those of the events its replays covered."""
-    from integrations.models import ReplayItem
+def keys_from_incident(kind: ResourceKind, incident, shop: Shop | None = None) -> list[str]:
+    """An incident's affected records: those of its linked events and of the events its replays
+    covered (of one shop, when given)."""
+    from incidents.affected import incident_event_ids
 
-    event_ids = ReplayItem.objects.filter(replay__incident=incident).values_list("event_id", flat=True)
     prefix = f"gid://shopify/{kind.gid_type}/"
-    gids = (
-        Event.objects.filter(pk__in=event_ids, resource_gid__startswith=prefix)
-        .order_by("id")
-        .values_list("resource_gid", flat=True)
-    )
-    return list(dict.fromkeys(gids))
+    events = Event.objects.filter(pk__in=incident_event_ids(incident), resource_gid__startswith=prefix)
+    if shop is not None:
+        events = events.filter(shop=shop)
+    return list(dict.fromkeys(events.order_by("id").values_list("resource_gid", flat=True)))
 
 
 def create_worksheet(
@@ -165,7 +163,7 @@ def create_worksheet(
         keys = keys_from_events(kind, events_filter)
         source, detail = Worksheet.Source.EVENTS, events_filter
     else:
-        keys = keys_from_incident(kind, incident)
+        keys = keys_from_incident(kind, incident, shop)
         source, detail = Worksheet.Source.INCIDENT, f"incident #{incident.pk}"
     if not keys:
         raise WorksheetError(f"That list has no {kind.name.replace('_', ' ')}: nothing to compare.")

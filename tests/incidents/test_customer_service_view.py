@@ -21,9 +21,9 @@ SHARED_TITLE = "Stock levels delayed"
 @pytest.fixture
 def incidents(support_user):
     internal = IncidentFactory(title=INTERNAL_TITLE, severity=Incident.Severity.SEV1, opened_by=support_user)
-    IncidentUpdateFactory(incident=internal, body="internal notes", audience=IncidentUpdate.Audience.INTERNAL)
+    IncidentUpdateFactory(incident=internal, body="internal notes", audience=IncidentUpdate.Audience.ENGINEERING)
     IncidentUpdateFactory(
-        incident=internal, body="confirmed but internal", audience=IncidentUpdate.Audience.INTERNAL, confirmed=True
+        incident=internal, body="confirmed but internal", audience=IncidentUpdate.Audience.ENGINEERING, confirmed=True
     )
     unconfirmed = IncidentFactory(title=UNCONFIRMED_TITLE, opened_by=support_user)
     IncidentUpdateFactory(

@@ -87,12 +87,17 @@ class Command(BaseCommand):
             return
         author = get_user_model().objects.get(username="support")
         incident = Incident.objects.create(
-            title=title, severity=Incident.Severity.SEV3, status=Incident.Status.MONITORING, opened_by=author
-        )
+            title=title, severity=Incident.Severity.SEV3, status=Incident.Status.MONITORING, opened_by=author,
+            lead=author, public_title="Stock levels may lag on the demo store",
+            customer_impact="Stock shown in the shop may be up to 15 minutes behind.",
+            customer_advice="Orders are safe and go through; if an item shows in stock but is not, we will contact the buyer.",
+            severity_reasoning="Nothing customers can notice beyond a short stock delay. SEV3.",
+            next_update_due_at=timezone.now() + timedelta(hours=1),
+        )  # fmt: skip
         IncidentUpdate.objects.create(
             incident=incident,
             author=author,
-            audience=IncidentUpdate.Audience.INTERNAL,
+            audience=IncidentUpdate.Audience.ENGINEERING,
             confirmed=False,
             body="Suspect throttling after the bulk price import; checking the bucket headers.",
         )
