@@ -8,7 +8,9 @@ from integrations.models import Event
 from tests.factories import DeliveryFactory, EventFactory, ShopFactory
 
 
-def order_payload(number: int, *, email: str = "", total: str = "100.00", currency: str = "EUR", fulfilled: bool = False) -> dict:
+def order_payload(
+    number: int, *, email: str = "", total: str = "100.00", currency: str = "EUR", fulfilled: bool = False
+) -> dict:
     return {
         "id": 5_000_000 + number,
         "admin_graphql_api_id": f"gid://shopify/Order/{5_000_000 + number}",
