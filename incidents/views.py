@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.access import require_perm
-from incidents import affected, forms, rubric, services
+from incidents import forms, rubric, services
 from incidents.models import (
     AffectedRecord,
     Direction,
@@ -272,7 +272,7 @@ _EMPTY_LINKS = {"event_ids": [], "events_filter": "", "call_ids": [], "calls_fil
 def _detail_context(request: HttpRequest, incident: Incident) -> dict:
     """Everything the page shows, in a fixed number of queries whatever the incident's size."""
     user = request.user
-    affected.refresh(incident.affected.all())
+    measured = services.measure(incident)  # refreshes the affected records' repair states first
     is_open = incident.is_open
     actions = list(incident.actions.select_related("owner", "done_by").order_by("done", "due_at", "id"))
     containment = [a for a in actions if a.kind == IncidentAction.Kind.CONTAINMENT]
@@ -291,7 +291,6 @@ def _detail_context(request: HttpRequest, incident: Incident) -> dict:
     transitions = sorted(Incident.STATES.transitions.get(incident.status, ()), key=list(Status.values).index)
     shop_qs = incident.shops.order_by("domain")
     can_change = user.has_perm(CHANGE)
-    measured = services.measure(incident)
     current = _current_answers(incident, measured)
     return {
         "incident": incident,
