@@ -34,6 +34,18 @@ ORDER_CHOICES = [
 ]
 
 
+def _yes(value, name: str) -> bool:
+    """A yes/no answer from JSON, a form or a command: "false" and "off" are no, not a true string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("", "0", "false", "no", "off", "n"):
+        return False
+    raise ValueError(f"{name} must be yes or no, not {value!r}")
+
+
 @dataclass
 class Answers:
     orders: str = ORDERS_FINE  # blocked | delayed | no
@@ -52,6 +64,8 @@ class Answers:
         if answers.orders not in (ORDERS_BLOCKED, ORDERS_DELAYED, ORDERS_FINE):
             raise ValueError(f"orders must be blocked, delayed or no, not {answers.orders!r}")
         answers.records, answers.shops = max(0, int(answers.records)), max(0, int(answers.shops))
+        for name in ("fulfilment_affected", "money_or_stock_wrong", "customer_visible", "workaround"):
+            setattr(answers, name, _yes(getattr(answers, name), name))
         return answers
 
     def as_dict(self) -> dict:

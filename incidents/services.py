@@ -135,8 +135,9 @@ def link(incident: Incident, *, by, event_ids=(), events_filter: str = "", call_
 
 
 def measure(incident: Incident) -> rubric.Measured:
-    """What the linked data says about business impact (the rubric's prefill)."""
+    """What the linked data says about business impact (the rubric's prefill), repair states fresh."""
     records = AffectedRecord.objects.filter(incident=incident)
+    affected.refresh(records)
     open_orders = records.filter(kind=AffectedRecord.Kind.ORDER).exclude(
         repair_state=AffectedRecord.RepairState.REPAIRED
     )
@@ -306,7 +307,10 @@ def open_incident(*, title: str, by, direction: str = "", shops=(), event_ids=()
         started = min((at for at in started if at), default=None)
         affected.collect(incident)
         measured = measure(incident)
-        parsed = rubric.Answers.from_dict(answers) if answers is not None else measured.suggested_answers()
+        try:
+            parsed = rubric.Answers.from_dict(answers) if answers is not None else measured.suggested_answers()
+        except (TypeError, ValueError) as error:
+            raise IncidentError(f"The rubric's answers cannot be read: {error}") from error
         assessment = rubric.assess(parsed)
         target = _check_override(assessment, severity, severity_reason)
         overridden = target != assessment.severity
@@ -919,7 +923,8 @@ def calls_for_filter(text: str) -> list[int]:
 
 
 def incident_json(incident: Incident) -> dict:
-    """The incident as the command prints it (and scripts read)."""
+    """The incident as the command prints it (and scripts read), repair states fresh."""
+    affected.refresh(incident.affected.all())
     actions = incident.actions.select_related("owner").order_by("id")
     updates = incident.updates.order_by("created_at", "id")
     records = incident.affected.select_related("shop").order_by("kind", "key")
