@@ -5,7 +5,7 @@ the record says who was meant to hear, even if the list changes later), stores a
 and queues its sending. The worker claims it (queued → sending, a conditional UPDATE, so two
 workers never both send it), sends it and records sent or failed with the error; a failure is
 shown on the incident and the dashboard and can be sent again. `send_due` (every minute) sends
-anything a worker never picked up, e.g. a task that ran before the row was committed.
+anything a worker never picked up (a task lost with a broker outage, say).
 
 Customer service's mail carries only what the status board shows: the public name, the impact,
 what to tell customers, and the confirmed update written for them.
@@ -129,9 +129,18 @@ def notify(
 
 
 def _queue(pk: int) -> None:
+    """On the database broker the task is queued in the same transaction as the row (both or
+    neither); on Redis only once the row is committed, so a worker never looks for it too early."""
+    from django.db import transaction
     from django_q.tasks import async_task
 
-    async_task("incidents.tasks.send_notification", pk, task_name=f"incident-notification-{pk}")
+    def queue() -> None:
+        async_task("incidents.tasks.send_notification", pk, task_name=f"incident-notification-{pk}")
+
+    if settings.Q_CLUSTER.get("redis"):
+        transaction.on_commit(queue, robust=True)
+    else:
+        queue()
 
 
 def send(pk: int) -> str:
