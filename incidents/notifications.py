@@ -195,3 +195,36 @@ def send_due() -> int:
         Q(status=Notification.Status.QUEUED) & Q(created_at__lt=now - UNPICKED_AFTER)
     ).values_list("pk", flat=True)[:200]
     return sum(1 for pk in list(due) if send(pk) == Notification.Status.SENT)
+
+
+def list_state(one: NotificationList | None) -> dict:
+    if one is None:
+        return {"users": [], "emails": []}
+    return {"users": sorted(u.get_username() for u in one.users.all()), "emails": parse_addresses(one.emails)}
+
+
+def set_list(*, audience: str, severity: str, users, emails: str, by, request=None) -> NotificationList:
+    """Who hears about `severity` incidents in `audience`: active users and plain addresses
+    (refused whole if one address is not one). Admins only; audited with before and after."""
+    from django.core.exceptions import PermissionDenied
+    from django.db import transaction
+
+    from console.audit import acting_user, record_action
+
+    user = acting_user(by)
+    if user is None or not user.has_perm("incidents.manage_notification_lists"):
+        raise PermissionDenied("Only admins edit who is notified of incidents.")
+    if audience not in Audience.values or severity not in Incident.Severity.values:
+        raise AddressError(f"audience must be one of {', '.join(Audience.values)}; severity one of sev1..sev4")
+    addresses = parse_addresses(emails, strict=True)
+    with transaction.atomic():
+        one, _ = NotificationList.objects.select_for_update().get_or_create(audience=audience, severity=severity)
+        before = list_state(one)
+        one.emails = "\n".join(addresses)
+        one.save()
+        one.users.set(users)
+        after = list_state(NotificationList.objects.prefetch_related("users").get(pk=one.pk))
+        record_action(
+            actor=by, verb="incidents.notification_list", target=one, before=before, after=after, request=request
+        )
+    return one

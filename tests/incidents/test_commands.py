@@ -377,3 +377,32 @@ def test_the_response_tools_pause_watch_and_correct_record_on_the_incident(opene
     assert corrected["worksheets"] == [worksheet.pk]
     kinds = list(incident.steps.filter(kind=IncidentStep.Kind.RESPONSE).values_list("text", flat=True))
     assert any("Monitored wait" in t for t in kinds) and any(f"worksheet {worksheet.pk}" in t for t in kinds)
+
+
+def test_notification_lists_are_set_by_an_admin_and_refuse_bad_addresses(admin_user, support_user):
+    from incidents.models import NotificationList
+
+    out = StringIO()
+    call_command(
+        "incidents", "list-set", "fulfilment", "sev1", "--users", support_user.username,
+        "--emails", "Warehouse@Example.com, night-shift@example.com", "--user", admin_user.username, "--json", stdout=out,
+    )  # fmt: skip
+    state = json.loads(out.getvalue())
+    assert state["recipients"] == sorted(["warehouse@example.com", "night-shift@example.com", support_user.email])
+    one = NotificationList.objects.get(audience="fulfilment", severity="sev1")
+    assert list(one.users.all()) == [support_user]
+    assert AuditEntry.objects.filter(verb="incidents.notification_list").count() == 1
+
+    with pytest.raises(CommandError, match="not an e-mail address: nope"):
+        call_command("incidents", "list-set", "fulfilment", "sev1", "--emails", "nope", "--user", admin_user.username)
+    assert NotificationList.objects.get(pk=one.pk).emails == "night-shift@example.com\nwarehouse@example.com"
+    with pytest.raises(CommandError, match="Only admins"):
+        call_command(
+            "incidents", "list-set", "fulfilment", "sev1", "--emails", "a@example.com", "--user", support_user.username
+        )
+
+    listed = StringIO()
+    call_command("incidents", "lists", "--json", stdout=listed)
+    rows = {(r["audience"], r["severity"]): r for r in json.loads(listed.getvalue())}
+    assert len(rows) == 16 and rows[("fulfilment", "sev1")]["users"] == [support_user.username]
+    assert rows[("engineering", "sev1")]["recipients"] == []

@@ -27,6 +27,8 @@ checks for the real user named by --user (every change is recorded for that pers
     manage.py incidents watch ID --topic T [--shop S] [--minutes N] [--remind ISO] --user U [--json]
     manage.py incidents summary ID [--json]                               (the Markdown post-incident summary)
     manage.py incidents lookup ORDER_NAME_OR_EMAIL [--resolved-days N] [--json]
+    manage.py incidents lists [--json]                                    (who is notified, per audience and severity)
+    manage.py incidents list-set AUDIENCE SEVERITY [--users U1,U2] [--emails A,B] --user ADMIN [--json]
 
 RUBRIC ANSWERS (each optional; a question not answered keeps the answer the linked data suggests,
 or for `severity` the incident's current answer): --orders blocked|delayed|no,
@@ -58,7 +60,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from incidents import affected, rubric, services
+from incidents import affected, notifications, rubric, services
 from incidents.models import (
     SEVERITY_FOR_CUSTOMERS,
     AffectedRecord,
@@ -67,6 +69,7 @@ from incidents.models import (
     Incident,
     IncidentAction,
     IncidentUpdate,
+    NotificationList,
 )
 from integrations.models import Event, OutboundCall, Shop
 
@@ -209,6 +212,12 @@ class Command(BaseCommand):
         watch.add_argument("--remind", default=None, metavar="ISO", help="When to look again (default: by severity).")
 
         add("summary", "The post-incident summary in Markdown.")
+        add("lists", "Who is notified: each audience's list for each severity.", with_id=False)
+        set_list = add("list-set", "Set one notification list (admins).", with_id=False, user="The admin.")
+        set_list.add_argument("audience", choices=[a.value for a in Audience])
+        set_list.add_argument("severity", choices=[s.value for s in Incident.Severity])
+        set_list.add_argument("--users", default="", metavar="U1,U2", help="Usernames (replaces the list's users).")
+        set_list.add_argument("--emails", default="", metavar="A,B", help="Plain addresses (replaces them).")
         lookup = add("lookup", "Does an open incident affect this order or customer?", with_id=False)
         lookup.add_argument("text", metavar="ORDER_NAME_OR_EMAIL")
         lookup.add_argument(
@@ -542,6 +551,35 @@ class Command(BaseCommand):
             "remind_at": incident.watch_remind_at.isoformat() if incident.watch_remind_at else None,
         }  # fmt: skip
         self.print_incident(incident, extra={"watch": watch})
+
+    def do_lists(self, options) -> None:
+        lists = {(one.audience, one.severity): one for one in NotificationList.objects.prefetch_related("users")}
+        rows = [
+            {"audience": audience, "severity": severity, **notifications.list_state(lists.get((audience, severity))),
+             "recipients": lists[(audience, severity)].addresses() if (audience, severity) in lists else []}
+            for audience in Audience.values
+            for severity in Incident.Severity.values
+        ]  # fmt: skip
+        if self.as_json:
+            self.stdout.write(json.dumps(rows))
+            return
+        for row in rows:
+            who = ", ".join(row["recipients"]) or "nobody"
+            self.stdout.write(f"{row['audience']}\t{row['severity']}\t{who}")
+
+    def do_list_set(self, options) -> None:
+        by = self.user(options, "edits the list")
+        names = [name.strip() for name in options["users"].split(",") if name.strip()]
+        users = [self.named(name, "--users") for name in names]
+        try:
+            one = notifications.set_list(
+                audience=options["audience"], severity=options["severity"], users=users, emails=options["emails"], by=by
+            )
+        except notifications.AddressError as exc:
+            raise CommandError(f"Nothing saved: {exc}.") from exc
+        state = {"audience": one.audience, "severity": one.severity, **notifications.list_state(one),
+                 "recipients": one.addresses()}  # fmt: skip
+        self.stdout.write(json.dumps(state) if self.as_json else f"{one}: {', '.join(state['recipients']) or 'nobody'}")
 
     def do_summary(self, options) -> None:
         incident = self.incident(options)
