@@ -16,7 +16,9 @@ pytestmark = pytest.mark.browser
 def test_an_overdue_update_is_flagged_on_the_status_board_for_customer_service(page, login):
     support = UserFactory(username="board-support", role=roles.SUPPORT)
     UserFactory(username="board-service", role=roles.CUSTOMER_SERVICE)
-    incident = IncidentFactory(title="Order confirmations delayed", opened_by=support)
+    incident = IncidentFactory(
+        title="Internal: confirmation mailer queue", public_title="Order confirmations delayed", opened_by=support
+    )
     IncidentUpdateFactory(
         incident=incident,
         author=support,
@@ -33,3 +35,4 @@ def test_an_overdue_update_is_flagged_on_the_status_board_for_customer_service(p
     expect(card).to_have_class("card incident overdue")
     expect(card.get_by_role("status")).to_contain_text("Next update overdue")
     expect(page.get_by_text("Internal: refund job crash")).to_have_count(0)
+    expect(page.get_by_text("Internal: confirmation mailer queue")).to_have_count(0)
