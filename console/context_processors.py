@@ -10,6 +10,7 @@ NAVIGATION = [
     ("Incidents", "incidents:list", "incidents.view_incident"),
     ("Worksheets", "worksheets:list", "worksheets.view_worksheet"),
     ("Status board", "incidents:status_board", "incidents.view_status_board"),
+    ("Lookup", "incidents:lookup", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),
     ("Privacy", "privacy:list", "integrations.view_privacyrequest"),
     ("Audit trail", "audit_list", "console.view_auditentry"),

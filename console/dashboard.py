@@ -1,11 +1,17 @@
 """What the dashboard shows, by role. Each block is computed only for users allowed to see it."""
 
+from urllib.parse import urlencode
+
 from django.db.models import Count
+from django.urls import reverse
 
 from console.models import AuditEntry
-from incidents.selectors import open_incidents_for
+from incidents import selectors as incident_selectors
+from incidents import services as incident_services
 from integrations.eventlog.dashboard import dashboard_stats
 from integrations.models import Shop
+
+OVERDUE_SHOWN = 10
 
 
 def build(user) -> dict:
@@ -24,8 +30,28 @@ def build(user) -> dict:
         context["recent_audit"] = list(AuditEntry.objects.select_related("target_type").order_by("-id")[:8])
     if user.has_perm("incidents.view_status_board"):
         # Customer service sees exactly what the status board shows them, never an internal incident.
-        context["open_incidents"] = open_incidents_for(user)
+        context["open_incidents"] = incident_selectors.open_incidents_for(user)
+    if user.has_perm("incidents.view_incident"):
+        context["incident_health"] = incident_health()
     return context
+
+
+def incident_health() -> dict:
+    """Support's incident blocks: updates overdue, notifications that failed to send in the last
+    day, and failure spikes no open incident covers yet (each with a link that opens one)."""
+    failed_count, failed = incident_selectors.failed_notifications(hours=24)
+    return {
+        "overdue": list(incident_services.overdue_incidents()[:OVERDUE_SHOWN]),
+        "failed_notifications": failed,
+        "failed_notifications_count": failed_count,
+        "spikes": [{**spike, "open_url": open_url(spike)} for spike in incident_services.spike_suggestions()],
+    }
+
+
+def open_url(spike: dict) -> str:
+    """incidents:new prefilled with the spike's filter: inbound events, or outbound calls."""
+    key = "filter" if spike["direction"] == "inbound" else "calls_filter"
+    return f"{reverse('incidents:new')}?{urlencode({key: spike['filter']})}"
 
 
 def queue_health() -> dict:

@@ -10,13 +10,28 @@ from django.utils import timezone
 
 from console import roles
 from console.audit import record_action
+from incidents.models import AffectedRecord, Incident, IncidentAction, IncidentUpdate, Notification, NotificationList
 from incidents.worksheets.models import Worksheet
 from integrations.models import PrivacyRequest, ReplayRequest, SavedView
-from tests.factories import DeliveryFactory, EventFactory, OutboundCallFactory, ShopFactory
+from tests.factories import (
+    DeliveryFactory,
+    EventFactory,
+    IncidentActionFactory,
+    IncidentFactory,
+    IncidentUpdateFactory,
+    OutboundCallFactory,
+    ShopFactory,
+)
 
 ANON = "anonymous"
 S, CS, A = roles.SUPPORT, roles.CUSTOMER_SERVICE, roles.ADMIN
 LOGIN = "login-redirect"
+
+# The incident's POST-only views (each changes it; support and admins may, customer service never).
+INCIDENT_ACTIONS = (
+    "edit", "severity", "status", "resolve", "strategy", "respond", "link", "action_add", "action_done",
+    "update_post", "update_confirm", "send_again", "affected_set",
+)  # fmt: skip
 
 # url name -> expected GET status per audience ("login-redirect" = 302 to the login page)
 ACCESS = {
@@ -42,7 +57,17 @@ ACCESS = {
     "integrations:shop_secrets": {ANON: LOGIN, S: 403, CS: 403, A: 200},
     "integrations:shop_retire_secret": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "incidents:status_board": {ANON: LOGIN, S: 200, CS: 200, A: 200},
+    "incidents:lookup": {ANON: LOGIN, S: 200, CS: 200, A: 200},
     "incidents:list": {ANON: LOGIN, S: 200, CS: 302, A: 200},  # customer service goes to the board
+    "incidents:new": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # GET the form; POST opens one
+    "incidents:detail": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "incidents:summary": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "incidents:follow_ups": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "incidents:notification_lists": {ANON: LOGIN, S: 200, CS: 403, A: 200},  # POST (edit a list): admins
+    **{
+        f"incidents:{name}": {ANON: LOGIN, S: 405, CS: 405, A: 405}  # POST only
+        for name in INCIDENT_ACTIONS
+    },
     "privacy:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "privacy:export": {ANON: LOGIN, S: 403, CS: 403, A: 404},  # admins only; 404: this one has no export
     "events:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
@@ -142,6 +167,9 @@ ACTIONS = {
     "worksheets:apply": {CS: 403},
     "worksheets:retry": {CS: 403},
     "worksheets:rollback": {CS: 403},
+    "incidents:new": {CS: 403},
+    "incidents:notification_lists": {S: 403, CS: 403},
+    **{f"incidents:{name}": {CS: 403} for name in INCIDENT_ACTIONS},
 }
 
 
@@ -179,6 +207,14 @@ def url_for(db, admin_user):
         shop=shop, resource="products", fields=["title"], source="ids", prepared_by=admin_user, state="submitted"
     )
     row = worksheet.rows.create(position=1, key="gid://shopify/Product/1")
+    incident = IncidentFactory(opened_by=admin_user)
+    action = IncidentActionFactory(incident=incident)
+    update = IncidentUpdateFactory(incident=incident)
+    notification = Notification.objects.create(
+        incident=incident, kind="opened", audience="engineering", subject="s", body="b", status="failed"
+    )
+    record = AffectedRecord.objects.create(incident=incident, shop=shop, kind="order", key="#1001")
+    on_incident = {"pk": incident.pk}
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
         "events:detail": {"pk": event.pk},
@@ -208,6 +244,26 @@ def url_for(db, admin_user):
         },
         **{f"worksheets:{name}": {"pk": worksheet.pk} for name in WORKSHEET_PAGES},
         "worksheets:decide": {"pk": worksheet.pk, "row_pk": row.pk},
+        **{
+            f"incidents:{name}": on_incident
+            for name in (
+                "detail",
+                "summary",
+                "edit",
+                "severity",
+                "status",
+                "resolve",
+                "strategy",
+                "link",
+                "action_add",
+                "update_post",
+            )
+        },
+        "incidents:respond": {**on_incident, "response": "replay"},
+        "incidents:action_done": {**on_incident, "action_id": action.pk},
+        "incidents:update_confirm": {**on_incident, "update_id": update.pk},
+        "incidents:send_again": {**on_incident, "notification_id": notification.pk},
+        "incidents:affected_set": {**on_incident, "record_id": record.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 
@@ -233,13 +289,23 @@ def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name,
     from integrations.models import Event, EventHistory, Shop
 
     client.force_login(users_by_role[audience])
-    before = (
-        list(Shop.objects.values()),
-        AuditEntry.objects.count(),
-        list(Event.objects.values()),
-        EventHistory.objects.count(),
-        list(SavedView.objects.values()),
-    )
+
+    def state():
+        return (
+            list(Shop.objects.values()),
+            AuditEntry.objects.count(),
+            list(Event.objects.values()),
+            EventHistory.objects.count(),
+            list(SavedView.objects.values()),
+            list(Incident.objects.values()),
+            list(IncidentAction.objects.values()),
+            list(IncidentUpdate.objects.values()),
+            list(Notification.objects.values()),
+            list(NotificationList.objects.values()),
+            list(AffectedRecord.objects.values()),
+        )
+
+    before = state()
     response = client.post(
         url_for(name),
         {
@@ -248,16 +314,18 @@ def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name,
             "name": "Hijack",
             "new_webhook_secret": "y" * 20,
             "reason": "r",
+            # What the incident forms read, so a missing check would change something.
+            "title": "Hijack",
+            "body": "Hijack",
+            "audience": "engineering",
+            "severity": "sev1",
+            "emails": "hijack@example.com",
+            "status": "resolved",
+            "kind": "containment",
         },
     )
     assert response.status_code == ACTIONS[name][audience]
-    assert (
-        list(Shop.objects.values()),
-        AuditEntry.objects.count(),
-        list(Event.objects.values()),
-        EventHistory.objects.count(),
-        list(SavedView.objects.values()),
-    ) == before
+    assert state() == before
 
 
 @pytest.mark.parametrize("audience", [S, CS])

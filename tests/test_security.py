@@ -80,6 +80,9 @@ def test_rendered_pages_have_no_inline_code(client, admin_user):
         reverse("integrations:shop_secrets", args=[shop.pk]),
         reverse("integrations:shop_create"),
         reverse("incidents:status_board"),
+        reverse("incidents:lookup") + "?q=1001",
+        reverse("incidents:follow_ups"),
+        reverse("incidents:notification_lists") + "?audience=engineering&severity=sev1",
         reverse("login_lockouts"),
     ]
     for url in urls:

@@ -17,7 +17,10 @@ def test_an_overdue_update_is_flagged_on_the_status_board_for_customer_service(p
     support = UserFactory(username="board-support", role=roles.SUPPORT)
     UserFactory(username="board-service", role=roles.CUSTOMER_SERVICE)
     incident = IncidentFactory(
-        title="Internal: confirmation mailer queue", public_title="Order confirmations delayed", opened_by=support
+        title="Internal: confirmation mailer queue",
+        public_title="Order confirmations delayed",
+        opened_by=support,
+        next_update_due_at=timezone.now() - timedelta(minutes=11),
     )
     IncidentUpdateFactory(
         incident=incident,
