@@ -9,12 +9,12 @@ from tests.factories import ShopFactory, UserFactory
 pytestmark = pytest.mark.browser
 
 STAFF_NAV = [
-    "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Worksheets", "Status board", "Shops", "Privacy",
+    "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Worksheets", "Status board", "Lookup", "Shops", "Privacy",
     "Audit trail",
 ]  # fmt: skip
 EXPECTED_NAV = {
     roles.SUPPORT: STAFF_NAV,
-    roles.CUSTOMER_SERVICE: ["Dashboard", "Status board"],
+    roles.CUSTOMER_SERVICE: ["Dashboard", "Status board", "Lookup"],
     roles.ADMIN: STAFF_NAV,
 }
 
