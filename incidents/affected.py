@@ -16,7 +16,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from incidents.models import AffectedRecord, Incident
@@ -195,81 +195,105 @@ def collect(incident: Incident) -> int:
     return AffectedRecord.objects.filter(incident=incident).count()
 
 
-def _event_state(event: Event | None, item: ReplayItem | None) -> tuple[str, str]:
+def _event_state(event: tuple | None, item: tuple | None) -> tuple[str, str]:
+    """From the event (id, status, triage_state) and its newest replay item (replay_id, status)."""
     if event is None:
         return State.WAITING, "its event is no longer stored"
-    if event.triage_state in (Event.Triage.RESOLVED, Event.Triage.IGNORED) and event.status != Event.Status.PROCESSED:
-        return State.REPAIRED, f"event {event.pk} was {event.get_triage_state_display().lower()} by support"
+    pk, status, triage = event
+    if triage in (Event.Triage.RESOLVED, Event.Triage.IGNORED) and status != Event.Status.PROCESSED:
+        return State.REPAIRED, f"event {pk} was {Event.Triage(triage).label.lower()} by support"
     if item is not None:
-        if item.status in (ReplayItem.Status.FAILED, ReplayItem.Status.SKIPPED):
-            return State.NEEDS_MANUAL, f"replay {item.replay_id}: {item.get_status_display().lower()}"
-        if item.status == ReplayItem.Status.DONE and event.status == Event.Status.PROCESSED:
-            return State.REPAIRED, f"replay {item.replay_id} succeeded"
-        if item.status != ReplayItem.Status.CANCELLED:
-            return State.REPLAYED, f"replay {item.replay_id}: {item.get_status_display().lower()}"
-    if event.status == Event.Status.PROCESSED:
-        return State.REPAIRED, f"event {event.pk} processed"
-    return State.WAITING, f"event {event.pk} {event.get_status_display().lower()}"
+        replay_id, item_status = item
+        words = ReplayItem.Status(item_status).label.lower()
+        if item_status in (ReplayItem.Status.FAILED, ReplayItem.Status.SKIPPED):
+            return State.NEEDS_MANUAL, f"replay {replay_id}: {words}"
+        if item_status == ReplayItem.Status.DONE and status == Event.Status.PROCESSED:
+            return State.REPAIRED, f"replay {replay_id} succeeded"
+        if item_status != ReplayItem.Status.CANCELLED:
+            return State.REPLAYED, f"replay {replay_id}: {words}"
+    if status == Event.Status.PROCESSED:
+        return State.REPAIRED, f"event {pk} processed"
+    return State.WAITING, f"event {pk} {Event.Status(status).label.lower()}"
 
 
-def _row_state(row) -> tuple[str, str]:
-    R = row.Result
-    if row.result == R.APPLIED:
-        return State.REPAIRED, f"worksheet {row.worksheet_id} applied"
-    if row.result in (R.FAILED, R.STALE) or row.proposal == row.Proposal.NEEDS_PERSON:
-        return (
-            State.NEEDS_MANUAL,
-            f"worksheet {row.worksheet_id}: {row.get_result_display().lower() if row.result else 'needs a person'}",
-        )
-    if row.result == R.SENDING:
-        return State.REPLAYED, f"worksheet {row.worksheet_id}: queued to Shopify"
-    if row.kind == row.Kind.SAME:
-        return State.REPAIRED, f"worksheet {row.worksheet_id}: both sides agree"
-    return State.WAITING, f"worksheet {row.worksheet_id}: not applied yet"
+def _row_state(row: tuple) -> tuple[str, str]:
+    """From the worksheet row (worksheet_id, result, proposal, kind)."""
+    from incidents.worksheets.models import WorksheetRow
+
+    worksheet_id, result, proposal, kind = row
+    R = WorksheetRow.Result
+    if result == R.APPLIED:
+        return State.REPAIRED, f"worksheet {worksheet_id} applied"
+    if result in (R.FAILED, R.STALE) or proposal == WorksheetRow.Proposal.NEEDS_PERSON:
+        words = R(result).label.lower() if result else "needs a person"
+        return State.NEEDS_MANUAL, f"worksheet {worksheet_id}: {words}"
+    if result == R.SENDING:
+        return State.REPLAYED, f"worksheet {worksheet_id}: queued to Shopify"
+    if kind == WorksheetRow.Kind.SAME:
+        return State.REPAIRED, f"worksheet {worksheet_id}: both sides agree"
+    return State.WAITING, f"worksheet {worksheet_id}: not applied yet"
 
 
-def derive(record: AffectedRecord, event: Event | None, item: ReplayItem | None, row) -> tuple[str, str]:
+def derive(event_id: int | None, event: tuple | None, item: tuple | None, row: tuple | None) -> tuple[str, str]:
     """A record's repair state from its sources: a worksheet row decides when there is one, else its event."""
     if row is not None:
         state, note = _row_state(row)
-        if state != State.WAITING or record.event_id is None:
+        if state != State.WAITING or event_id is None:
             return state, note
-    if record.event_id is None:
+    if event_id is None:
         return State.WAITING, "no event or worksheet row says more"
     return _event_state(event, item)
 
 
 def refresh(records) -> int:
-    """Recompute the repair state of `records` (a queryset) from their sources, in a few queries
-    per batch. Returns how many changed."""
-    from incidents.worksheets.models import WorksheetRow
+    """Recompute the repair state of `records` (a queryset) from their sources, read in one query
+    (each record joined to its event and worksheet row, its event's newest replay item by a
+    subquery); only the records whose state changed are written. Returns how many."""
+    newest_item = ReplayItem.objects.filter(event_id=OuterRef("event_id")).order_by("-id")
+    rows = (
+        records.filter(set_by_person=False)
+        .annotate(
+            item_replay=Subquery(newest_item.values("replay_id")[:1]),
+            item_status=Subquery(newest_item.values("status")[:1]),
+        )
+        .order_by()  # any order: sorting by id would make PostgreSQL walk the whole primary key
+        .values_list(
+            "id",
+            "event_id",
+            "event__status",
+            "event__triage_state",
+            "item_replay",
+            "item_status",
+            "worksheet_row_id",
+            "worksheet_row__worksheet_id",
+            "worksheet_row__result",
+            "worksheet_row__proposal",
+            "worksheet_row__kind",
+            "repair_state",
+            "repair_note",
+        )
+    )
+    now = timezone.now()
+    changed, total = [], 0
+    # A plain fetch, not a server-side cursor (.iterator()): PostgreSQL plans a cursor for its first
+    # rows, several times slower here. An incident's records are bounded by its links (10,000 events).
+    for values in rows:
+        pk, event_id, status, triage, replay_id, item_status, row_id, ws, result, proposal, kind, was, note_was = values
+        event = (event_id, status, triage) if status is not None else None
+        item = (replay_id, item_status) if item_status is not None else None
+        row = (ws, result, proposal, kind) if row_id is not None else None
+        state, note = derive(event_id, event, item, row)
+        if (state, note[:255]) != (was, note_was):
+            changed.append(AffectedRecord(pk=pk, repair_state=state, repair_note=note[:255], updated_at=now))
+        if len(changed) >= BATCH:
+            total += _write_states(changed)
+            changed = []
+    return total + _write_states(changed)
 
-    changed_total = 0
-    todo = list(records.filter(set_by_person=False).order_by("id"))
-    for start in range(0, len(todo), BATCH):
-        batch = todo[start : start + BATCH]
-        event_ids = {r.event_id for r in batch if r.event_id}
-        row_ids = {r.worksheet_row_id for r in batch if r.worksheet_row_id}
-        events = Event.objects.only("id", "status", "triage_state").in_bulk(event_ids)
-        rows = WorksheetRow.objects.only("id", "worksheet_id", "result", "proposal", "kind").in_bulk(row_ids)
-        latest: dict[int, ReplayItem] = {}
-        for item in (
-            ReplayItem.objects.filter(event_id__in=event_ids)
-            .only("id", "event_id", "replay_id", "status")
-            .order_by("id")
-        ):
-            latest[item.event_id] = item  # the newest replay of each event decides
-        changed = []
-        for record in batch:
-            state, note = derive(
-                record, events.get(record.event_id), latest.get(record.event_id), rows.get(record.worksheet_row_id)
-            )
-            if (state, note[:255]) != (record.repair_state, record.repair_note):
-                record.repair_state, record.repair_note, record.updated_at = state, note[:255], timezone.now()
-                changed.append(record)
-        AffectedRecord.objects.bulk_update(changed, ["repair_state", "repair_note", "updated_at"], batch_size=BATCH)
-        changed_total += len(changed)
-    return changed_total
+
+def _write_states(changed: list[AffectedRecord]) -> int:
+    AffectedRecord.objects.bulk_update(changed, ["repair_state", "repair_note", "updated_at"], batch_size=BATCH)
+    return len(changed)
 
 
 def lookup(text: str, *, include_resolved_days: int = 7):

@@ -435,6 +435,8 @@ class AffectedRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["key"], name="incidents_affected_key_idx"),
+            # Refreshing an incident's repair states joins its records to their events in event order.
+            models.Index(fields=["incident", "event"], name="incidents_affected_event_idx"),
             models.Index(fields=["email"], name="incidents_affected_email_idx", condition=~models.Q(email="")),
         ]
 

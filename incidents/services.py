@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from console.audit import acting_user, actor_label, record_action
@@ -141,17 +141,19 @@ def measure(incident: Incident) -> rubric.Measured:
     open_orders = records.filter(kind=AffectedRecord.Kind.ORDER).exclude(
         repair_state=AffectedRecord.RepairState.REPAIRED
     )
-    money: dict[str, Decimal] = defaultdict(Decimal)
-    for currency, total in open_orders.filter(total__isnull=False).values_list("currency", "total"):
-        money[currency or ""] += total
-    emails = set(records.filter(kind=AffectedRecord.Kind.CUSTOMER).values_list("key", flat=True))
-    emails |= set(records.filter(kind=AffectedRecord.Kind.ORDER).exclude(email="").values_list("email", flat=True))
+    totals = open_orders.filter(total__isnull=False).values("currency").annotate(sum=Sum("total")).order_by()
+    money = {row["currency"] or "": Decimal(row["sum"]).quantize(Decimal("0.01")) for row in totals}
+    customers = records.filter(kind=AffectedRecord.Kind.CUSTOMER)
+    buyers_not_listed = (
+        records.filter(kind=AffectedRecord.Kind.ORDER).exclude(email="").exclude(email__in=customers.values("key"))
+    )
+    emails = customers.values("key").distinct().count() + buyers_not_listed.values("email").distinct().count()
     failed = (Event.Status.FAILED, Event.Status.HELD, Event.Status.RETRY_WAIT)
     return rubric.Measured(
         orders_unsynced=open_orders.count(),
         orders_unfulfilled=open_orders.filter(unfulfilled=True).count(),
-        money_at_risk=dict(money),
-        customers=len(emails),
+        money_at_risk=money,
+        customers=emails,
         shops=incident.shops.count(),
         records=_record_count(records) or incident.events.count() + incident.outbound_calls.count(),
         failed_events=incident.events.filter(status__in=failed).count(),

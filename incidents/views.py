@@ -12,7 +12,7 @@ what a role cannot do.
 """
 
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -40,7 +40,9 @@ Strategy = Incident.Strategy
 
 EVENTS_SHOWN = 20
 CALLS_SHOWN = 20
-AFFECTED_SHOWN = 200
+AFFECTED_SHOWN = 50
+# Records that need someone first: the page shows these before the ones already repaired.
+REPAIR_ORDER = ["needs_manual", "waiting", "replayed", "repaired"]
 RESOLVED_SHOWN = 20
 EVENT_FILTER_KEYS = ("shop", "topic", "status", "since", "until", "job", "held_job")
 CALL_FILTER_KEYS = ("shop", "operation", "status", "since", "until")
@@ -343,9 +345,7 @@ def _detail_context(request: HttpRequest, incident: Incident) -> dict:
         "worksheets": worksheets,
         "shops": shops,
         "link_form": forms.LinkForm(),
-        "affected_records": list(incident.affected.select_related("shop").order_by("kind", "key")[:AFFECTED_SHOWN]),
-        "affected_count": affected_count,
-        "affected_shown": AFFECTED_SHOWN,
+        **_affected_context(request, incident, affected_count),
         "repair_states": AffectedRecord.RepairState.choices,
         "steps": list(incident.steps.order_by("at", "id")),
         "edit_form": forms.EditForm.for_incident(incident),
@@ -366,6 +366,26 @@ def _responses(incident: Incident) -> list[tuple[str, str, bool]]:
     order = [chosen] if chosen else []
     order += [value for value in Strategy.values if value != chosen]
     return [(value, Strategy(value).label, value == chosen) for value in order]
+
+
+def _affected_context(request: HttpRequest, incident: Incident, affected_count: int) -> dict:
+    """The first AFFECTED_SHOWN records, those needing someone first, or only one repair state
+    (?affected=waiting), with the count in each state."""
+    by_state = dict(incident.affected.values_list("repair_state").annotate(n=Count("id")).order_by())
+    wanted = request.GET.get("affected", "")
+    records = incident.affected.select_related("shop")
+    if wanted in AffectedRecord.RepairState.values:
+        records = records.filter(repair_state=wanted)
+    priority = Case(*(When(repair_state=state, then=Value(n)) for n, state in enumerate(REPAIR_ORDER)))
+    return {
+        "affected_records": list(records.order_by(priority, "kind", "key")[:AFFECTED_SHOWN]),
+        "affected_count": affected_count,
+        "affected_shown": AFFECTED_SHOWN,
+        "affected_filter": wanted if wanted in AffectedRecord.RepairState.values else "",
+        "affected_by_state": [
+            (value, label, by_state.get(value, 0)) for value, label in AffectedRecord.RepairState.choices
+        ],
+    }
 
 
 @require_GET

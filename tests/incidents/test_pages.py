@@ -520,7 +520,15 @@ def test_the_detail_page_has_a_bounded_number_of_queries(client_as, support_user
         response = client.get(detail(incident))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "action 24" in html and "update 24" in html and "#3039" in html
+    assert "action 24" in html and "update 24" in html and "#3000" in html
+    # 80 records: the first 50 are shown, with the count in each state and a way to see the others.
+    assert len(response.context["affected_records"]) == 50 and "The first 50 are shown" in html
+    assert "Waiting for repair (80)" in html
+    services.set_repair_state(incident.affected.get(key="#3039"), "needs_manual", by=support_user)
+    html = client.get(detail(incident)).content.decode()
+    assert "#3039" in html  # needing someone comes first
+    only = client.get(detail(incident) + "?affected=needs_manual").context["affected_records"]
+    assert [record.key for record in only] == ["#3039"]
 
 
 # --- Roles ---------------------------------------------------------------------------------------
