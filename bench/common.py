@@ -66,3 +66,34 @@ class SimulatorControl:
         response = self.http.request(method, f"{self.url}/_simulator{path}", timeout=self.control_timeout, **kwargs)
         response.raise_for_status()
         return response.json()
+
+
+def time_pages(pages: dict, repeat: int) -> dict:
+    """p50 and p95 (ms) of each page: `pages` maps a name to (client, path); three warm-up requests
+    first; every answer must be 200."""
+    import statistics
+
+    timings = {}
+    for name, (client, path) in pages.items():
+        samples = []
+        for _ in range(repeat + 3):
+            start = time.perf_counter()
+            response = client.get(path)
+            samples.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, (path, response.status_code)
+        samples = sorted(samples[3:])  # the first three warm caches
+        timings[name] = {"p50": statistics.median(samples), "p95": samples[max(0, int(len(samples) * 0.95) - 1)]}
+    return timings
+
+
+def print_page_table(small: dict, large: dict, width: int = 34) -> None:
+    """The timings at two sizes side by side, with the large/small p95 ratio."""
+    print(
+        f"\n{'page':<{width}}{'p50 @small':>12}{'p95 @small':>12}{'p50 @large':>12}{'p95 @large':>12}{'p95 ratio':>11}"
+    )
+    for page in small:
+        s, b = small[page], large[page]
+        print(
+            f"{page:<{width}}{s['p50']:>10.1f}ms{s['p95']:>10.1f}ms{b['p50']:>10.1f}ms{b['p95']:>10.1f}ms"
+            f"{b['p95'] / s['p95']:>10.2f}x"
+        )

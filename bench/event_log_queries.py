@@ -10,14 +10,14 @@ the large/small ratio. Targets: p95 under 150 ms at the large size, within 2x of
 
 import argparse
 import os
-import statistics
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, bench_env, scratch_database
+from bench.common import ROOT, bench_env, print_page_table, scratch_database, time_pages
 
 TOPICS = [
     "orders/create",
@@ -65,13 +65,7 @@ def main() -> None:
         print(f"filled to {size:,} events in {time.monotonic() - started:.0f}s", flush=True)
         results[size] = _time_pages(client, shops, size, args.repeat)
 
-    print(f"\n{'page':<34}{'p50 @small':>12}{'p95 @small':>12}{'p50 @large':>12}{'p95 @large':>12}{'p95 ratio':>11}")
-    for page in results[args.small]:
-        small, large = results[args.small][page], results[args.large][page]
-        print(
-            f"{page:<34}{small['p50']:>10.1f}ms{small['p95']:>10.1f}ms{large['p50']:>10.1f}ms{large['p95']:>10.1f}ms"
-            f"{large['p95'] / small['p95']:>10.2f}x"
-        )
+    print_page_table(results[args.small], results[args.large])
     print(
         f"\nsmall = {args.small:,} events, large = {args.large:,} events; {args.repeat} requests per page; PostgreSQL"
     )
@@ -135,7 +129,9 @@ def _time_pages(client, shops, size: int, repeat: int) -> dict:
     newest = Event.objects.order_by("-id").values_list("id", "webhook_id", "resource_label", "resource_id").first()
     middle = Event.objects.filter(id=size // 2).values_list("webhook_id", "resource_label").first()
     rejected_id = f"rejected-{size // 2 // 100 * 100}"  # one of the rejected deliveries _fill makes
-    page_two = Event.objects.order_by("-id").values_list("id", flat=True)[50]
+    # The list shows both directions, so its cursor is a position in both: take the one it links.
+    first_page = client.get("/events/").content.decode()
+    page_two = re.search(r'[?&]cursor=([^"&]+)', first_page).group(1)
     hour_ago = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 3600))
     pages = {
         "list, newest first": "/events/",
@@ -158,20 +154,7 @@ def _time_pages(client, shops, size: int, repeat: int) -> dict:
         "live poll (nothing new)": f"/events/poll/?after={newest[0]}",
         "event detail": f"/events/{newest[0]}/",
     }
-    timings = {}
-    for name, path in pages.items():
-        samples = []
-        for _ in range(repeat + 3):
-            start = time.perf_counter()
-            response = client.get(path)
-            samples.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, (path, response.status_code)
-        samples = sorted(samples[3:])  # first three warm caches
-        timings[name] = {
-            "p50": statistics.median(samples),
-            "p95": samples[max(0, int(len(samples) * 0.95) - 1)],
-        }
-    return timings
+    return time_pages({name: (client, path) for name, path in pages.items()}, repeat)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ size and within 2x of the small size, for every page.
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, bench_env, scratch_database
+from bench.common import ROOT, bench_env, print_page_table, scratch_database, time_pages
 from bench.event_log_queries import _fill as fill_events
 
 INCIDENTS = 200
@@ -72,13 +71,7 @@ def main() -> None:
         print(f"filled to {size:,} events and affected records in {time.monotonic() - started:.0f}s", flush=True)
         results[size] = _time_pages(clients, big, size, args.repeat)
 
-    print(f"\n{'page':<34}{'p50 @small':>12}{'p95 @small':>12}{'p50 @large':>12}{'p95 @large':>12}{'p95 ratio':>11}")
-    for page in results[args.small]:
-        small, large = results[args.small][page], results[args.large][page]
-        print(
-            f"{page:<34}{small['p50']:>10.1f}ms{small['p95']:>10.1f}ms{large['p50']:>10.1f}ms{large['p95']:>10.1f}ms"
-            f"{large['p95'] / small['p95']:>10.2f}x"
-        )
+    print_page_table(results[args.small], results[args.large])
     print(
         f"\nsmall = {args.small:,}, large = {args.large:,} events and affected records; {INCIDENTS} incidents; "
         f"the big incident links {BIG:,} events and {BIG:,} records; {args.repeat} requests per page; PostgreSQL"
@@ -198,17 +191,7 @@ def _time_pages(clients, big, size: int, repeat: int) -> dict:
         "lookup: e-mail (customer service)": ("service", f"/incidents/lookup/?q={email}"),
         "lookup: no match": ("service", "/incidents/lookup/?q=%23999999999"),
     }
-    timings = {}
-    for name, (who, path) in pages.items():
-        samples = []
-        for _ in range(repeat + 3):
-            start = time.perf_counter()
-            response = clients[who].get(path)
-            samples.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, (path, response.status_code)
-        samples = sorted(samples[3:])
-        timings[name] = {"p50": statistics.median(samples), "p95": samples[max(0, int(len(samples) * 0.95) - 1)]}
-    return timings
+    return time_pages({name: (clients[who], path) for name, (who, path) in pages.items()}, repeat)
 
 
 if __name__ == "__main__":
