@@ -406,3 +406,43 @@ def test_notification_lists_are_set_by_an_admin_and_refuse_bad_addresses(admin_u
     rows = {(r["audience"], r["severity"]): r for r in json.loads(listed.getvalue())}
     assert len(rows) == 16 and rows[("fulfilment", "sev1")]["users"] == [support_user.username]
     assert rows[("engineering", "sev1")]["recipients"] == []
+
+
+def test_edit_repair_state_send_again_and_follow_ups(opened, support_user, admin_user, settings):
+    incident_id = opened["id"]
+    edited = run("edit", incident_id, "--public-title", "Orders delayed", "--advice", "Orders are safe.",
+                 "--lead", admin_user.username, "--user", support_user.username)  # fmt: skip
+    assert edited["lead"] == admin_user.username
+    assert Incident.objects.get(pk=incident_id).public_title == "Orders delayed"
+    refused("edit", incident_id, "--user", support_user.username, match="Nothing to change")
+
+    record = run("repair-state", incident_id, "order", "1002", "needs_manual", "--note", "refunded by hand",
+                 "--user", support_user.username)  # fmt: skip
+    assert record == {"kind": "order", "key": "#1002", "shop": "north-shop.myshopify.com",
+                      "repair_state": "needs_manual", "note": "refunded by hand"}  # fmt: skip
+    states = {r["key"]: r["repair_state"] for r in run("show", incident_id)["affected"] if r["kind"] == "order"}
+    assert states == {"#1001": "waiting", "#1002": "needs_manual", "#1003": "waiting"}  # kept by the refresh
+    refused("repair-state", incident_id, "order", "#9999", "repaired", "--user", support_user.username,
+            match="no affected order #9999")  # fmt: skip
+
+    # A notification that failed is sent again once the mail server answers.
+    from incidents.models import NotificationList
+
+    NotificationList.objects.create(audience="engineering", severity="sev2", emails="oncall@example.com")
+    settings.EMAIL_BACKEND = "tests.incidents.mail_backends.FailingBackend"
+    run("update", incident_id, "--body", "Cause found", "--audience", "engineering", "--confirmed",
+        "--user", support_user.username)  # fmt: skip
+    failed = Incident.objects.get(pk=incident_id).notifications.get(status="failed")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    again = run("send-again", incident_id, failed.pk, "--user", support_user.username)
+    assert again["status"] == "sent" and again["recipients"] == ["oncall@example.com"]
+    refused("send-again", incident_id, failed.pk, "--user", support_user.username, match="only a failed one")
+
+    run("action", incident_id, "--kind", "remediation", "--title", "Idempotency key on order sync",
+        "--owner", admin_user.username, "--user", support_user.username)  # fmt: skip
+    run("action", incident_id, "--kind", "containment", "--title", "Pause", "--user", support_user.username)
+    rows = run("follow-ups")
+    assert [(r["incident"], r["title"], r["owner"]) for r in rows] == [
+        (incident_id, "Idempotency key on order sync", admin_user.username)
+    ]
+    assert run("follow-ups", "--owner", support_user.username) == []

@@ -27,6 +27,12 @@ checks for the real user named by --user (every change is recorded for that pers
     manage.py incidents watch ID --topic T [--shop S] [--minutes N] [--remind ISO] --user U [--json]
     manage.py incidents summary ID [--json]                               (the Markdown post-incident summary)
     manage.py incidents lookup ORDER_NAME_OR_EMAIL [--resolved-days N] [--json]
+    manage.py incidents edit ID [--title T] [--summary S] [--public-title T] [--impact T] [--advice T]
+                             [--workaround T] [--direction D] [--lead U2] --user U [--json]
+    manage.py incidents repair-state ID order|customer KEY waiting|replayed|repaired|needs_manual [--shop S]
+                             [--note N] --user U [--json]
+    manage.py incidents send-again ID NOTIFICATION_ID --user U [--json]
+    manage.py incidents follow-ups [--owner U] [--json]
     manage.py incidents lists [--json]                                    (who is notified, per audience and severity)
     manage.py incidents list-set AUDIENCE SEVERITY [--users U1,U2] [--emails A,B] --user ADMIN [--json]
 
@@ -211,6 +217,27 @@ class Command(BaseCommand):
         watch.add_argument("--minutes", type=int, default=15, help="The window failures are counted in.")
         watch.add_argument("--remind", default=None, metavar="ISO", help="When to look again (default: by severity).")
 
+        edit = add(
+            "edit", "Change the words: title, summary, direction, lead, what customer service reads.", user="Who."
+        )
+        for flag, dest in (("--title", "title"), ("--summary", "summary"), ("--public-title", "public_title"),
+                           ("--impact", "customer_impact"), ("--advice", "customer_advice"),
+                           ("--workaround", "workaround")):  # fmt: skip
+            edit.add_argument(flag, dest=f"edit_{dest}", default=None)
+        edit.add_argument("--direction", dest="edit_direction", default=None, choices=Direction.values)
+        edit.add_argument("--lead", dest="edit_lead", default=None, help="The lead's username.")
+        repair = add(
+            "repair-state", "Say how far an affected record's repair has got (kept by refreshes).", user="Who."
+        )
+        repair.add_argument("kind", choices=AffectedRecord.Kind.values)
+        repair.add_argument("key", help="The order name (#1001) or the customer's e-mail.")
+        repair.add_argument("state", choices=AffectedRecord.RepairState.values)
+        repair.add_argument("--shop", default=None, help="The shop, when the record is in several.")
+        repair.add_argument("--note", default="")
+        again = add("send-again", "Send a failed notification again (to its recorded recipients).", user="Who.")
+        again.add_argument("notification_id", type=int)
+        follow = add("follow-ups", "Open remediation actions across incidents, resolved ones included.", with_id=False)
+        follow.add_argument("--owner", default=None, help="Only this owner's (a username).")
         add("summary", "The post-incident summary in Markdown.")
         add("lists", "Who is notified: each audience's list for each severity.", with_id=False)
         set_list = add("list-set", "Set one notification list (admins).", with_id=False, user="The admin.")
@@ -580,6 +607,80 @@ class Command(BaseCommand):
         state = {"audience": one.audience, "severity": one.severity, **notifications.list_state(one),
                  "recipients": one.addresses()}  # fmt: skip
         self.stdout.write(json.dumps(state) if self.as_json else f"{one}: {', '.join(state['recipients']) or 'nobody'}")
+
+    def do_edit(self, options) -> None:
+        by = self.user(options, "edits it")
+        incident = self.incident(options)
+        fields = {
+            name[len("edit_") :]: value
+            for name, value in options.items()
+            if name.startswith("edit_") and value is not None
+        }
+        if "lead" in fields:
+            fields["lead"] = self.named(fields["lead"], "--lead")
+        if not fields:
+            raise CommandError("Nothing to change: give --title, --summary, --public-title, --impact, --advice, "
+                               "--workaround, --direction or --lead.")  # fmt: skip
+        self.print_incident(services.edit(incident, by=by, **fields))
+
+    def do_repair_state(self, options) -> None:
+        by = self.user(options, "sets the state")
+        incident = self.incident(options)
+        key = (
+            affected.order_key(options["key"])
+            if options["kind"] == AffectedRecord.Kind.ORDER
+            else options["key"].lower()
+        )
+        records = incident.affected.filter(kind=options["kind"], key=key)
+        if options["shop"]:
+            records = records.filter(shop=self.shop(options["shop"]))
+        found = list(records[:2])
+        if not found:
+            raise CommandError(f"Incident {incident.pk} has no affected {options['kind']} {key}.")
+        if len(found) > 1:
+            raise CommandError(f"{key} is affected in several shops: name one with --shop.")
+        record = services.set_repair_state(found[0], options["state"], by=by, note=options["note"])
+        data = {"kind": record.kind, "key": record.key, "shop": record.shop.domain, "repair_state": record.repair_state,
+                "note": record.repair_note}  # fmt: skip
+        self.stdout.write(
+            json.dumps(data) if self.as_json else f"{record.kind} {record.key}: {record.get_repair_state_display()}"
+        )
+
+    def do_send_again(self, options) -> None:
+        self.user(options, "sends it again")
+        incident = self.incident(options)
+        notification = incident.notifications.filter(pk=options["notification_id"]).first()
+        if notification is None:
+            raise CommandError(f"No notification {options['notification_id']} on incident {incident.pk}.")
+        if not notifications.send_again(notification):
+            raise CommandError(f"Notification {notification.pk} is {notification.get_status_display().lower()}: "
+                               "only a failed one is sent again.")  # fmt: skip
+        notification.refresh_from_db()
+        data = {"id": notification.pk, "status": notification.status, "error": notification.error,
+                "recipients": notification.recipients}  # fmt: skip
+        self.stdout.write(
+            json.dumps(data) if self.as_json else f"notification {notification.pk}: {notification.status}"
+        )
+
+    def do_follow_ups(self, options) -> None:
+        actions = services.follow_ups()
+        if options["owner"]:
+            actions = actions.filter(owner=self.named(options["owner"], "--owner"))
+        rows = [
+            {"incident": a.incident_id, "incident_status": a.incident.status, "id": a.pk, "title": a.title,
+             "owner": a.owner.get_username() if a.owner else None, "due_at": a.due_at.isoformat() if a.due_at else None,
+             "overdue": a.overdue}
+            for a in actions[:500]
+        ]  # fmt: skip
+        if self.as_json:
+            self.stdout.write(json.dumps(rows))
+            return
+        if not rows:
+            self.stdout.write("No open follow-ups.")
+        for row in rows:
+            due = row["due_at"] or "no due date"
+            self.stdout.write(f"#{row['incident']}\t{row['id']}\t{row['owner'] or '-'}\t{due}"
+                              f"{'  OVERDUE' if row['overdue'] else ''}\t{row['title']}")  # fmt: skip
 
     def do_summary(self, options) -> None:
         incident = self.incident(options)
