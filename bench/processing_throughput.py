@@ -611,10 +611,13 @@ class Processes:
             time.sleep(0.2)
         sys.exit(f"gunicorn did not start; see {self.logs / f'{label}-gunicorn.log'}")
 
-    def qclusters(self, url: str, count: int, q_workers: int, label: str) -> list[subprocess.Popen]:
-        # Event processing only: the calls the push jobs queue are not sent (the shops here point at
-        # no Admin API; bench/outbound_throughput.py measures sending).
-        env = {**bench_env(url), "Q_WORKERS": str(q_workers), "OUTBOUND_SENDER_THREADS": "0"}
+    def qclusters(
+        self, url: str, count: int, q_workers: int, label: str, *, senders: int = 0
+    ) -> list[subprocess.Popen]:
+        # Event processing only by default: the calls the push jobs queue are not sent (the shops
+        # here point at no Admin API; bench/outbound_throughput.py measures sending, bench/soak.py
+        # runs both).
+        env = {**bench_env(url), "Q_WORKERS": str(q_workers), "OUTBOUND_SENDER_THREADS": str(senders)}
         return [
             self._start([PYTHON, "manage.py", "qcluster"], env, f"{label}-qcluster-{n}.log")
             for n in range(1, count + 1)
@@ -751,12 +754,12 @@ class Drain:
         return self.done / (self.elapsed - self.first_done_after)
 
 
-def drain_backlog(url: str, qclusters: int, args, procs: Processes) -> Drain:
+def drain_backlog(url: str, qclusters: int, args, procs: Processes, *, senders: int = 0) -> Drain:
     with psycopg.connect(url, autocommit=True) as conn:
         poll = f"SELECT count(*) FILTER (WHERE {UNFINISHED_SQL}), count(*) FROM integrations_event"  # noqa: S608
         unfinished, total = conn.execute(poll).fetchone()
         started, started_at = time.monotonic(), datetime.now(UTC)
-        workers = procs.qclusters(url, qclusters, args.q_workers, f"drain{qclusters}")
+        workers = procs.qclusters(url, qclusters, args.q_workers, f"drain{qclusters}", senders=senders)
         first_done_after, timed_out, tick = None, False, 0
         try:
             while unfinished:
