@@ -13,6 +13,7 @@ NAVIGATION = [
     ("Lookup", "incidents:lookup", "incidents.view_status_board"),
     ("Shops", "integrations:shop_list", "integrations.view_shop"),
     ("Privacy", "privacy:list", "integrations.view_privacyrequest"),
+    ("Alerts", "alerts:list", "alerts.view_alert"),
     ("Audit trail", "audit_list", "console.view_auditentry"),
 ]
 

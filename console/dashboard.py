@@ -5,10 +5,12 @@ from urllib.parse import urlencode
 from django.db.models import Count
 from django.urls import reverse
 
+from console.alerts import services as alert_services
 from console.models import AuditEntry
 from incidents import selectors as incident_selectors
 from incidents import services as incident_services
 from integrations.eventlog.dashboard import dashboard_stats
+from integrations.inbound import retention
 from integrations.models import Shop
 
 OVERDUE_SHOWN = 10
@@ -26,6 +28,8 @@ def build(user) -> dict:
         context["queue"] = queue_health()
     if user.has_perm("integrations.view_event"):
         context["event_health"] = dashboard_stats()
+        # Retention: its settings, the last run and the next (integrations.inbound.retention).
+        context["retention"] = retention.dashboard_block()
     if user.has_perm("console.view_auditentry"):
         context["recent_audit"] = list(AuditEntry.objects.select_related("target_type").order_by("-id")[:8])
     if user.has_perm("incidents.view_status_board"):
@@ -33,6 +37,10 @@ def build(user) -> dict:
         context["open_incidents"] = incident_selectors.open_incidents_for(user)
     if user.has_perm("incidents.view_incident"):
         context["incident_health"] = incident_health()
+    if user.has_perm("alerts.view_alert"):
+        # Firing alerts, and whether a worker is alive to evaluate them (console.alerts).
+        beat = {"newest_beat": context["event_health"]["worker"]["beat_at"]} if "event_health" in context else {}
+        context["alerts"] = alert_services.dashboard_block(**beat)
     return context
 
 

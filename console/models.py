@@ -71,3 +71,13 @@ class AuditEntry(models.Model):
         raise PermissionDenied("The audit trail is append-only.")
 
     delete.alters_data = True
+
+
+class ReadinessProbe(models.Model):
+    """One row, rewritten by every readiness check (console.readiness.database): proof that the
+    database takes a write and commits it, without touching anything that matters."""
+
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"readiness probe at {self.beat_at:%H:%M:%S}"

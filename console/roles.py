@@ -49,6 +49,9 @@ _SUPPORT = _CUSTOMER_SERVICE | {
     "incidents.view_incidentupdate",
     "incidents.add_incidentupdate",
     "incidents.view_notification",
+    # Alerts: read them; silence one for a time with a reason, and lift a silence (audited).
+    "alerts.view_alert",
+    "alerts.silence_alert",
 }
 _ADMIN = _SUPPORT | {
     "integrations.add_shop",

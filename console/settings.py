@@ -4,6 +4,8 @@ Every value comes from the environment (or a `.env` file beside manage.py) throu
 `.env.example` documents each one. The defaults give a working local console on SQLite.
 """
 
+import ipaddress
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,9 +46,12 @@ INSTALLED_APPS = [
     "integrations",
     "incidents",
     "incidents.worksheets",
+    "console.alerts",
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, and its response, carry the request id (X-Request-ID).
+    "console.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -239,6 +244,15 @@ if OUTBOUND_THROTTLE_BACKEND not in ("database", "redis"):
 if OUTBOUND_THROTTLE_BACKEND == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("OUTBOUND_THROTTLE_BACKEND=redis needs REDIS_URL")
 
+# --- Retention ------------------------------------------------------------------------------
+# The worker's retention run (integrations.inbound.retention, every few minutes, in small batches):
+# the raw bodies and headers of events received more than PAYLOAD_RETENTION_DAYS ago are purged
+# (the event, its trace, jobs and attempts stay, marked purged), and jobs that succeeded more than
+# ATTEMPT_RETENTION_DAYS ago keep only their first and last attempts (calls to Shopify likewise).
+# 0 keeps everything. Audit entries, incidents, worksheets and privacy requests are never purged.
+PAYLOAD_RETENTION_DAYS = env.int("PAYLOAD_RETENTION_DAYS", default=30)
+ATTEMPT_RETENTION_DAYS = env.int("ATTEMPT_RETENTION_DAYS", default=90)
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -301,6 +315,25 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="console@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 
+# --- Alerts (console.alerts) ----------------------------------------------------------------
+# Rules the worker evaluates every minute; an alert e-mails its audience's incident notification
+# list for its severity when it opens and when it resolves, and posts to ALERT_SLACK_WEBHOOK_URL (a
+# Slack-compatible incoming webhook) when set. Failure rate: a shop's topic whose events received
+# in the last ALERT_WINDOW_MINUTES failed more than ALERT_FAILURE_RATE (0..1) of the settled ones,
+# from ALERT_FAILURE_MIN_EVENTS settled. Backlog: the oldest queued event or due outbound call
+# older than ALERT_BACKLOG_SECONDS. More than ALERT_REJECTED_SPIKE rejected webhooks in the window.
+# A shop's queue paused longer than ALERT_PAUSED_MINUTES. Fewer than ALERT_MIN_PUMPS event pumps
+# beating within ALERT_HEARTBEAT_SECONDS (set it to the pumps you run to hear when one machine dies).
+ALERT_WINDOW_MINUTES = env.int("ALERT_WINDOW_MINUTES", default=15)
+ALERT_FAILURE_RATE = env.float("ALERT_FAILURE_RATE", default=0.2)
+ALERT_FAILURE_MIN_EVENTS = env.int("ALERT_FAILURE_MIN_EVENTS", default=20)
+ALERT_BACKLOG_SECONDS = env.int("ALERT_BACKLOG_SECONDS", default=300)
+ALERT_REJECTED_SPIKE = env.int("ALERT_REJECTED_SPIKE", default=100)
+ALERT_PAUSED_MINUTES = env.int("ALERT_PAUSED_MINUTES", default=60)
+ALERT_HEARTBEAT_SECONDS = env.int("ALERT_HEARTBEAT_SECONDS", default=120)
+ALERT_MIN_PUMPS = env.int("ALERT_MIN_PUMPS", default=1)
+ALERT_SLACK_WEBHOOK_URL = env.str("ALERT_SLACK_WEBHOOK_URL", default="")
+
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -331,8 +364,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # Load balancers probe /healthz over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz/?$"]
+    # Load balancers and monitors probe /healthz and /readyz over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
@@ -340,12 +373,71 @@ if not DEBUG:
 _proxy_header = env.tuple("SECURE_PROXY_SSL_HEADER", default=())
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if _proxy_header else None
 
+# --- Metrics (Prometheus) -------------------------------------------------------------------
+# GET /metrics (console.metrics) answers only callers that pass every check configured here:
+# METRICS_TOKEN (sent as "Authorization: Bearer <token>", at least 16 characters) and
+# METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.0.0/8, matched against the client address
+# as TRUSTED_PROXY_COUNT reads it). With neither, it refuses everyone (403). Prometheus scrapes
+# each node itself, often over plain HTTP inside the private network, so /metrics is not
+# redirected to HTTPS (keep a token off networks others can read). METRICS_SHOP_LABEL=False
+# drops the shop label (shop="all") for fleets with too many shops for one series each.
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself) turns on its multiprocess mode: every
+# process of a machine (gunicorn workers, qcluster workers, commands) writes its counts there and a
+# scrape adds them up. It must be set before prometheus_client is first imported (a value in .env
+# is: the settings read .env first) and emptied before the machine's console processes start.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_SHOP_LABEL = env.bool("METRICS_SHOP_LABEL", default=True)
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network.strip(), strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_error}") from None
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set but empty would mean multiprocess mode, nowhere
+if not DEBUG:
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics/?$"]
+
 # --- Logging --------------------------------------------------------------------------------
+# LOG_FORMAT: "text" (the default, for people: `make run`, the devstack) or "json" (one JSON object
+# a line with timestamp, level, logger and message, for a log pipeline). Either way a line carries
+# the request id and, where it is about one, the shop, webhook, event, job, outbound call and replay
+# (console.logcontext), so it can be traced back to its page.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "console.logcontext.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "console.logcontext.TextFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Health and readiness -------------------------------------------------------------------
+# GET /healthz answers while the process does (liveness: for the load balancer). GET /readyz and
+# `manage.py readiness` check the rest (console.readiness): a write to the database within
+# READY_DB_TIMEOUT_SECONDS, no unapplied migration (looked up at most every
+# READY_MIGRATIONS_CACHE_SECONDS per process), a pump heartbeat younger than
+# READY_WORKER_HEARTBEAT_SECONDS, and the oldest queued event and oldest due outbound call younger
+# than READY_MAX_EVENT_AGE_SECONDS and READY_MAX_CALL_AGE_SECONDS.
+READY_DB_TIMEOUT_SECONDS = env.float("READY_DB_TIMEOUT_SECONDS", default=2.0)
+READY_MIGRATIONS_CACHE_SECONDS = env.float("READY_MIGRATIONS_CACHE_SECONDS", default=60.0)
+READY_WORKER_HEARTBEAT_SECONDS = env.float("READY_WORKER_HEARTBEAT_SECONDS", default=60.0)
+READY_MAX_EVENT_AGE_SECONDS = env.float("READY_MAX_EVENT_AGE_SECONDS", default=300.0)
+READY_MAX_CALL_AGE_SECONDS = env.float("READY_MAX_CALL_AGE_SECONDS", default=300.0)

@@ -138,3 +138,13 @@ def pump_events(run_seconds: float | None = None, hand_over: bool = False) -> in
         claims.release(pump.name)
         pump.beat()
     return handled
+
+
+def run_retention() -> dict:
+    """Scheduled every 5 minutes (migration 0016): purge payloads past PAYLOAD_RETENTION_DAYS, thin
+    the attempts of jobs and calls that succeeded before ATTEMPT_RETENTION_DAYS, delete old rejected
+    deliveries, a few small batches each (`integrations.inbound.retention`). Returns what each step
+    did, as recorded on its RetentionRun."""
+    from integrations.inbound.retention import run_retention as run
+
+    return run().steps

@@ -38,6 +38,9 @@ def child_env(**extra: str) -> dict[str, str]:
         Q_POLL="0.1",
         # A worker sends outbound calls only in tests that ask for it (and point shops at a simulator).
         OUTBOUND_SENDER_THREADS="0",
+        # `running` reads a child's output only when it stops: a pipe that fills (64 KB of log
+        # lines, one per webhook at INFO) would block the child, so children log warnings only.
+        LOG_LEVEL="WARNING",
     )
     env.update(extra)
     return env

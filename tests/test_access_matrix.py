@@ -9,6 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from console import roles
+from console.alerts.models import AlertSilence
 from console.audit import record_action
 from incidents.models import AffectedRecord, Incident, IncidentAction, IncidentUpdate, Notification, NotificationList
 from incidents.worksheets.models import Worksheet
@@ -39,6 +40,8 @@ ACCESS = {
     "login": {ANON: 200, S: 302, CS: 302, A: 302},
     "logout": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only, so a link cannot log you out
     "healthz": {ANON: 200, S: 200, CS: 200, A: 200},
+    "readyz": {ANON: 503, S: 503, CS: 503, A: 503},  # no login; 503: no worker heartbeat in this test
+    "metrics": {ANON: 403, S: 403, CS: 403, A: 403},  # no login: a token or address list, unset here
     "webhook_receiver": {ANON: 405, S: 405, CS: 405, A: 405},  # no login: Shopify POSTs, signed
     "audit_list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
     "login_lockouts": {ANON: LOGIN, S: 403, CS: 403, A: 200},
@@ -115,6 +118,9 @@ ACCESS = {
     "worksheets:apply": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "worksheets:retry": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
     "worksheets:rollback": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "alerts:list": {ANON: LOGIN, S: 200, CS: 403, A: 200},
+    "alerts:silence": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
+    "alerts:unsilence": {ANON: LOGIN, S: 405, CS: 405, A: 405},  # POST only
 }
 WORKSHEET_PAGES = (
     "detail",
@@ -170,6 +176,8 @@ ACTIONS = {
     "incidents:new": {CS: 403},
     "incidents:notification_lists": {S: 403, CS: 403},
     **{f"incidents:{name}": {CS: 403} for name in INCIDENT_ACTIONS},
+    "alerts:silence": {CS: 403},
+    "alerts:unsilence": {CS: 403},
 }
 
 
@@ -214,6 +222,9 @@ def url_for(db, admin_user):
         incident=incident, kind="opened", audience="engineering", subject="s", body="b", status="failed"
     )
     record = AffectedRecord.objects.create(incident=incident, shop=shop, kind="order", key="#1001")
+    silence = AlertSilence.objects.create(
+        rule="backlog_age", until=timezone.now() + timezone.timedelta(hours=1), reason="r", created_by_label="ada"
+    )
     on_incident = {"pk": incident.pk}
     kwargs = {
         "audit_history": {"app_label": "integrations", "model": "shop", "object_id": str(shop.pk)},
@@ -264,6 +275,7 @@ def url_for(db, admin_user):
         "incidents:update_confirm": {**on_incident, "update_id": update.pk},
         "incidents:send_again": {**on_incident, "notification_id": notification.pk},
         "incidents:affected_set": {**on_incident, "record_id": record.pk},
+        "alerts:unsilence": {"pk": silence.pk},
     }
     return lambda name: reverse(name, kwargs=kwargs.get(name))
 
@@ -303,6 +315,7 @@ def test_actions_are_refused_on_the_server(client, users_by_role, url_for, name,
             list(Notification.objects.values()),
             list(NotificationList.objects.values()),
             list(AffectedRecord.objects.values()),
+            list(AlertSilence.objects.values()),
         )
 
     before = state()

@@ -1,5 +1,7 @@
-"""Production settings: `check --deploy` is clean, and the health check reports a real outage."""
+"""Production settings: `check --deploy` is clean, and readiness reports a real outage while
+liveness (/healthz) does not."""
 
+import json
 import subprocess
 import sys
 
@@ -42,16 +44,17 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_healthz_ok(client, db):
     response = client.get(reverse("healthz"))
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok"}
 
 
-def test_healthz_reports_503_when_the_database_is_unreachable():
+def test_readyz_reports_503_naming_the_database_when_it_is_unreachable_and_healthz_stays_200():
     # A real outage: nothing listens on port 1, so PostgreSQL connections are refused.
     script = (
         "import django; django.setup();"
         "from django.test import Client;"
-        "r = Client().get('/healthz');"
-        "print(r.status_code, r.json()['status'])"
+        "r = Client().get('/readyz'); h = Client().get('/healthz');"
+        "print(r.status_code, r.json()['status'], ','.join(r.json()['failing']), h.status_code);"
+        "print(r.content.decode())"
     )
     env = {
         **PRODUCTION_ENV,
@@ -60,7 +63,10 @@ def test_healthz_reports_503_when_the_database_is_unreachable():
         "SECURE_SSL_REDIRECT": "False",
     }
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=BASE_DIR)
-    assert result.stdout.split() == ["503", "unavailable"], result.stderr
+    summary, body = result.stdout.splitlines()
+    assert summary.split() == ["503", "unavailable", "database", "200"], result.stderr
+    assert json.loads(body)["checks"]["database"]["error"] == "OperationalError: see the log"
+    assert "nothing" not in body and "nobody" not in body  # neither the password nor the user
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from console import metrics
 from console.audit import acting_user, actor_label, record_action
 from incidents.worksheets.compare import changed_fields, compare_record, rules_for
 from incidents.worksheets.models import Worksheet, WorksheetRow, WorksheetStep
@@ -692,11 +693,14 @@ def run_apply(worksheet_id: int, *, deadline: float | None = None) -> bool:
 def _settle_row(row: WorksheetRow, result: str, detail: str, *, was: str = "", **changes) -> bool:
     """Give a row its result, if it still has the result `was` (a conditional UPDATE: two settles
     at once, from the page and the sweep, settle it once). Returns whether this call did."""
-    return bool(
+    settled = bool(
         WorksheetRow.objects.filter(pk=row.pk, result=was).update(
             result=result, result_detail=detail[:2000], applied_at=timezone.now(), **changes
         )
     )
+    if settled:
+        metrics.worksheet_row_settled(result)
+    return settled
 
 
 def _write_platform(worksheet: Worksheet, kind: ResourceKind, row: WorksheetRow) -> None:

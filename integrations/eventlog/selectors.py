@@ -569,7 +569,7 @@ def delivery_triggered_at(delivery: Delivery) -> datetime | None:
 
 @dataclass
 class Payload:
-    kind: str  # json | text | none
+    kind: str  # json | text | none | purged (text: what retention says of it)
     text: str = ""
     size: int = 0
     truncated: bool = False
@@ -577,6 +577,10 @@ class Payload:
 
 def payload_of(event: Event) -> Payload:
     """The body Shopify sent for the event (every delivery of one webhook carries the same body)."""
+    if event.payload_purged_at is not None:
+        from integrations.inbound.retention import purge_note
+
+        return Payload("purged", purge_note(event))
     body = (
         Delivery.objects.filter(event=event, body__isnull=False).order_by("id").values_list("body", flat=True).first()
     )

@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from console import logcontext, metrics
 from integrations.inbound.storage import receiver_time_limit, store_verified_delivery
 from integrations.inbound.values import (
     fit_text,
@@ -164,6 +165,7 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
             "source_ip": storable_ip(request.META.get("REMOTE_ADDR")),
         },
     )
+    logcontext.add(shop=base["shop_domain"], webhook_id=base["webhook_id"])
 
     def reject(status: int, outcome: str, reason: str, body: bytes | None, size: int, **extra) -> JsonResponse:
         row = Delivery(
@@ -187,6 +189,11 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
         except DatabaseError:
             logger.exception("could not record a rejected webhook delivery")
             return _unavailable()
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "webhook rejected (%d): %s", status, reason[:1000], extra={"outcome": outcome, "reason": reason[:1000]}
+            )
+        metrics.webhook_received("rejected", base["topic"], base["shop_domain"] if extra.get("shop_id") else None)
         return JsonResponse({"error": reason[:1000]}, status=status)
 
     declared = _content_length(request)
@@ -272,6 +279,10 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
         logger.exception("could not store a verified webhook; answering 503 so Shopify retries")
         shop_cache.clear()  # in case the shop itself changed under the cache
         return _unavailable()
+    logcontext.add(event_id=event_id)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("webhook %s: %s, event %d", outcome, base["topic"], event_id, extra={"outcome": outcome})
+    metrics.webhook_received(outcome, base["topic"], base["shop_domain"])
     # The same JSON JsonResponse would write, without its encoder on the hot path.
     return HttpResponse(
         b'{"status": "%s", "event": %d}' % (outcome.encode(), event_id), content_type="application/json"
@@ -300,6 +311,7 @@ def _read_to_end(stream, size: int) -> bytes:
 
 
 def _unavailable() -> JsonResponse:
+    metrics.webhook_unavailable()
     response = JsonResponse({"error": "temporarily unable to store webhooks"}, status=503)
     response["Retry-After"] = "5"
     return response

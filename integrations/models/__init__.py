@@ -8,6 +8,7 @@
 - health: HealthCheck, OutboundHold, SubscriptionGap, ApiNotice, OwnershipRule, OwnershipDrift
 - privacy: PrivacyRequest
 - replay: ReplayRequest, ReplayItem, HandlerSwitch
+- retention: RetentionRun (what each retention purge did)
 - triage: triage history and saved views
 """
 
@@ -32,6 +33,7 @@ from integrations.models.platform import (
 )
 from integrations.models.privacy import PrivacyProof, PrivacyRequest
 from integrations.models.replay import HandlerSwitch, ReplayItem, ReplayRequest
+from integrations.models.retention import RetentionRun
 from integrations.models.shops import DEFAULT_API_VERSION, Shop, api_version_validator, shop_domain_validator
 from integrations.models.states import InvalidTransition, StateMachine
 from integrations.models.triage import EventHistory, SavedView
@@ -64,6 +66,7 @@ __all__ = [
     "PrivacyRequest",
     "ReplayItem",
     "ReplayRequest",
+    "RetentionRun",
     "SavedView",
     "Shop",
     "ShopThrottle",

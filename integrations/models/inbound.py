@@ -60,6 +60,9 @@ class Event(models.Model):
     resource_updated_at = models.DateTimeField(null=True, blank=True)
     redacted_at = models.DateTimeField(null=True, blank=True)
     redaction_note = models.CharField(max_length=255, blank=True)
+    # Set when retention (integrations.inbound.retention) emptied its deliveries' bodies and headers;
+    # the event itself, its deliveries' sizes, hashes and signatures, jobs and attempts stay.
+    payload_purged_at = models.DateTimeField(null=True, blank=True)
     # Triage of failures by support.
     triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.OPEN)
     # Indexed only where set (below): most events are never assigned.
@@ -127,6 +130,13 @@ class Event(models.Model):
             # Queued events are found through int_event_queued_idx, so a new event skips this one.
             models.Index(fields=["status", "-id"], name="int_event_status_idx", condition=~models.Q(status="queued")),
             models.Index(fields=["received_at"], name="int_event_received_idx"),
+            # Retention's queue: the payloads not purged yet, oldest first. Purged events leave it,
+            # so each run starts at the oldest payload left instead of walking purged events.
+            models.Index(
+                fields=["received_at"],
+                name="int_event_unpurged_idx",
+                condition=models.Q(payload_purged_at__isnull=True),
+            ),
             # No index on webhook_id alone: searches go through the unique (shop, webhook_id) index
             # (see webhook_id_match), which saves the receiver one random-order index insert.
             # Partial: filled later by the worker, so the receiver's insert does not touch them.

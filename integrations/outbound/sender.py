@@ -28,6 +28,8 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from console import metrics
+from console.logcontext import bind
 from integrations.models import OutboundAttempt, OutboundCall, Shop
 from integrations.outbound.classify import NEXT_STEPS, RETRYABLE, TOKEN_HELD_NEXT_STEP, Verdict, classify
 from integrations.outbound.classify import verdict as verdict_for
@@ -191,6 +193,20 @@ class Sender:
             )
 
     def send(self, call: OutboundCall) -> Verdict:
+        """Send a claimed call and record the try, with the call and its shop on every line logged
+        meanwhile, and one line for the outcome (a success at DEBUG)."""
+        with bind(outbound_call_id=call.pk, shop=call.shop.domain):
+            verdict = self._send(call)
+            if verdict.succeeded:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("outbound call %s (%s) applied", call.pk, call.operation)
+            else:
+                level = logging.INFO if verdict.retryable else logging.WARNING
+                logger.log(level, "outbound call %s (%s) not applied (%s, %s): %s", call.pk, call.operation,
+                           verdict.kind, verdict.classification, verdict.reason[:500])  # fmt: skip
+        return verdict
+
+    def _send(self, call: OutboundCall) -> Verdict:
         operation = get_operation(call.operation)
         variables = dict(call.input)
         if operation.idempotent:
@@ -218,6 +234,7 @@ class Sender:
         elif reply.retry_after:
             throttle().block(call.shop_id, reply.retry_after, throttled=False)
         self._write(call, operation, reply, verdict, number, started, delay)
+        metrics.outbound_try(call.operation, verdict)
         self.sent += 1
         return verdict
 

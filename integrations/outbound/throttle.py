@@ -22,6 +22,7 @@ from django.db.models import F, FloatField, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
+from console import metrics
 from integrations.models import OutboundCall, ShopThrottle
 from integrations.outbound.client import Reply
 
@@ -38,7 +39,9 @@ class Bucket:
         floor = self.maximum * settings.OUTBOUND_LIVE_RESERVE if bulk else 0.0
         short = cost + floor - self.available
         restore = short / self.restore_rate if short > 0 and self.restore_rate > 0 else 0.0
-        return max(self.blocked_for, restore, 0.0)
+        wait = max(self.blocked_for, restore, 0.0)
+        metrics.throttle_waited(wait, bulk=bulk)
+        return wait
 
 
 def _defaults() -> dict:
@@ -194,6 +197,7 @@ class RedisThrottle:
             keys=[self.key(shop_id)],
             args=[time.time(), cost, floor, defaults["maximum"], defaults["restore_rate"]],
         )
+        metrics.throttle_waited(float(result), bulk=bulk)
         return float(result)
 
     def bucket(self, shop_id: int) -> Bucket:

@@ -20,6 +20,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from console import metrics
 from integrations.jobs.resources import describe_resource
 from integrations.models import Delivery, Event, Job, WorkerHeartbeat
 from integrations.outbound.echo import assign_echo_sources
@@ -174,6 +175,7 @@ class Pump:
                 options = self._options(batch, replay, work)
                 outcomes = self._one_by_one(batch, replay=replay, known_failures=known, options=options, work=work)
                 break
+        metrics.settled(outcomes, replay=replay)
         self._after(outcomes)
         return outcomes
 

@@ -9,6 +9,7 @@ over), `LostClaim` rolls the work back.
 """
 
 import json
+import logging
 import random
 import socket
 import traceback
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from console.logcontext import bind
 from integrations.inbound.values import storable_text
 from integrations.jobs.registry import JOB_TYPES, TOPIC_JOBS, RetryableJobError
 from integrations.jobs.resources import Resource, describe_resource
@@ -32,6 +34,7 @@ BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 DEADLOCK_STATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
 HOST = socket.gethostname()
+logger = logging.getLogger(__name__)
 
 
 _replay_lane: ContextVar[int | None] = ContextVar("replay_lane", default=None)
@@ -191,7 +194,25 @@ def _due(run: JobRun, now: datetime) -> bool:
     return False  # succeeded, failed or held: only a replay runs it again
 
 
-def _run_job(
+def _run_job(run: JobRun, event: Event, payload: dict, *, replay_id: int | None = None, **options) -> None:
+    """Run one job with its event, job, shop and replay on every line it logs, and one line for
+    its outcome (a success at DEBUG: a worker runs thousands a minute)."""
+    shop = event.shop.domain if Event.shop.is_cached(event) else None
+    with bind(event_id=event.pk, job=run.job.name, shop=shop, replay_id=replay_id):
+        _run_one_job(run, event, payload, replay_id=replay_id, **options)
+        job = run.job
+        if job.status == Job.Status.SUCCEEDED:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("job %s of event %s succeeded on attempt %d", job.name, event.pk, job.attempt_count)
+        else:
+            logger.warning(
+                "job %s of event %s %s on attempt %d: %s",
+                job.name, event.pk, "will retry" if job.status == Job.Status.RETRY_WAIT else "failed",
+                job.attempt_count, job.last_error[:500],
+            )  # fmt: skip
+
+
+def _run_one_job(
     run: JobRun,
     event: Event,
     payload: dict,

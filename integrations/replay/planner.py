@@ -4,7 +4,10 @@ declared decision evaluated on the state right now.
 The checks, in the order a reason is given (the first that applies):
 1. the event is still in flight (queued, being processed, waiting for a retry): the worker has it;
 2. the shop is uninstalled: its token is revoked and nothing should happen for it;
-3. (stored payload) the payload cannot be read: replaying it fails the same way;
+3. (stored payload) the payload was purged by retention (PAYLOAD_RETENTION_DAYS), or cannot be
+   read: replaying it fails the same way. A refetch reads the record from Shopify by the event's
+   resource id, which retention keeps, so it still plans, except for inventory levels (their
+   location is only in the payload);
 4. the handler is disabled for the shop (a containment switch);
 5. the job is never safe to replay (its declaration says why);
 6. the job already succeeded: replaying adds nothing (with a refetch, a sync job still runs: the
@@ -64,6 +67,7 @@ class Verdict:
 KINDS = {
     "in_flight": "still in flight",
     "uninstalled": "shop uninstalled",
+    "purged": "payload purged",
     "unreadable": "payload unreadable",
     "not_refetchable": "nothing to refetch",
     "no_handler": "no handler for the topic",
@@ -219,6 +223,10 @@ def _plan_event(plan: Plan, event: Event, context: _Context) -> None:
         )
     elif event.shop.state == Shop.State.UNINSTALLED:
         event_reason = "uninstalled", "the shop is uninstalled: its token is revoked, so nothing is replayed for it"
+    elif event.payload_purged_at is not None and (
+        context.mode == "stored" or event.topic.startswith("inventory_levels/")
+    ):
+        event_reason = "purged", _purged_reason(event, context.mode)
     elif context.mode == "stored" and not isinstance(payload, dict):
         problem = payload if isinstance(payload, Exception) else "no stored body"
         event_reason = (
@@ -266,11 +274,24 @@ def _plan_event(plan: Plan, event: Event, context: _Context) -> None:
             continue
 
 
+def _purged_reason(event: Event, mode: str) -> str:
+    from integrations.inbound.retention import purge_note
+
+    if mode == "stored":
+        return (
+            f"{purge_note(event)}: not replayable from storage; a refetch replay reads the record from Shopify instead"
+        )
+    return f"{purge_note(event)}: the level's location was only in the payload, so it cannot be refetched"
+
+
 def job_decision(event: Event, name: str, job: Job | None, context: _Context) -> Verdict:
-    """Run or skip one job of one (settled) event, and why: checks 4 to 8 of the module doc."""
+    """Run or skip one job of one (settled) event, and why: checks 4 to 8 of the module doc (and,
+    at run time, check 3's purge: a payload purged since the dry run)."""
     job_type = JOB_TYPES.get(name)
     if job_type is None:
         return Verdict(False, f"no job type named {name} is registered any more", "unknown_job")
+    if context.mode == "stored" and event.payload_purged_at is not None:
+        return Verdict(False, _purged_reason(event, context.mode), "purged")
     if reason := disabled_reason(context.disabled, event.shop_id, name):
         return Verdict(False, reason, "disabled")
     if job_type.replay == "never":

@@ -27,7 +27,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console import metrics
 from console.audit import record_action
+from console.logcontext import bind
 from integrations.models import Event, Job, ReplayItem, ReplayRequest, WorkerHeartbeat
 from integrations.replay import planner
 from integrations.replay.priority import runs_behind_live
@@ -102,10 +104,11 @@ def _claim_from(pump: str, replay_id: int, limit: int, now) -> list[ReplayItem]:
             ReplayItem.objects.filter(pk__in=ids), source=Item.PENDING, target=Item.CLAIMED, claimed_by=pump,
             claimed_at=now,
         )  # fmt: skip
-        ReplayRequest.STATES.move(
+        started = ReplayRequest.STATES.move(
             ReplayRequest.objects.filter(pk__in={replay for _pk, replay in rows}), source=ReplayRequest.Status.QUEUED,
             target=ReplayRequest.Status.RUNNING, started_at=now,
         )  # fmt: skip
+        metrics.replay_stage("started", started)
     # The replay's plan can be megabytes of JSON: never loaded here, once per item.
     return list(
         ReplayItem.objects.filter(pk__in=ids, claimed_by=pump, status=Item.CLAIMED)
@@ -261,6 +264,11 @@ def _settle(rows: list[tuple[ReplayItem, str, str]], counts: dict[int, Counter])
             for item, status, result in rows
         ],
     )  # fmt: skip
+    metrics.replay_items_settled(status for _item, status, _result in rows)
+    if logger.isEnabledFor(logging.INFO):
+        for item, status, result in rows:
+            with bind(replay_id=item.replay_id, event_id=item.event_id):
+                logger.info("replay %s, event %s: %s: %s", item.replay_id, item.event_id, status, result[:300])
     for replay_id, counter in counts.items():
         ReplayRequest.objects.filter(pk=replay_id).update(**{name: F(name) + n for name, n in counter.items()})
 
@@ -319,6 +327,7 @@ def _finish_done(replay_ids: set[int]) -> None:
         )  # fmt: skip
         if moved:
             record_action(actor=None, verb="replay.done", target=replay, after={"outcome": outcome})
+            metrics.replay_stage("finished")
 
 
 def _count(n: int, noun: str) -> str:
@@ -335,7 +344,8 @@ def _refetch(items: list[ReplayItem], work: ReplayWork) -> tuple[list[ReplayItem
         if item.replay.mode != ReplayRequest.Mode.REFETCH:
             keep.append(item)
             continue
-        fetched = fetch_current(events[item.event_id])
+        with bind(replay_id=item.replay_id, event_id=item.event_id):
+            fetched = fetch_current(events[item.event_id])
         if fetched.payload is not None:
             work.payloads[item.event_id] = fetched.payload
             keep.append(item)

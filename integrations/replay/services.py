@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from console import metrics
 from console.audit import acting_user, actor_label, record_action
 from integrations.models import Event, ReplayItem, ReplayRequest
 from integrations.replay import planner
@@ -155,6 +156,7 @@ def do_replay(replay: ReplayRequest, *, by, reason: str, plan_hash: str, request
         )
         if target == Status.QUEUED:
             _start(replay, plan)
+    metrics.replay_stage("requested")
     return replay
 
 
@@ -225,6 +227,7 @@ def _start(replay: ReplayRequest, plan: planner.Plan) -> None:
     )
     replay.status, replay.started_at, replay.finished_at, replay.outcome = Status.DONE, now, now, outcome
     record_action(actor=None, verb="replay.done", target=replay, after={"outcome": outcome})
+    metrics.replay_stage("finished")
 
 
 def cancel_replay(replay: ReplayRequest, *, by, reason: str, request=None) -> bool:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 STAFF_NAV = [
     "Dashboard", "Events", "Outbound", "Replays", "Runbook", "Incidents", "Worksheets", "Status board", "Lookup", "Shops", "Privacy",
-    "Audit trail",
+    "Alerts", "Audit trail",
 ]  # fmt: skip
 EXPECTED_NAV = {
     roles.SUPPORT: STAFF_NAV,

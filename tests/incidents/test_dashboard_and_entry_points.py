@@ -142,7 +142,7 @@ def test_the_incident_blocks_cost_a_fixed_number_of_queries(
             Notification.objects.create(incident=incident, kind="update", audience="engineering", subject="s",
                                         body="b", status="failed", error="boom")  # fmt: skip
     client = client_as(support_user)
-    with django_assert_max_num_queries(30):  # as tests/test_site_shell.py allows the dashboard
+    with django_assert_max_num_queries(32):  # as tests/test_site_shell.py allows the dashboard
         html = client.get(reverse("dashboard")).content.decode()
     assert len(open_links(html)) == 10  # the ten largest spikes
     assert 'failed to send in the last day: <strong class="bad">18</strong>' in html

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -57,6 +58,11 @@ class Command(BaseCommand):
         if connection.vendor == "sqlite":
             # SQLite serialises writes: one worker process (so one event pump) is enough.
             env.setdefault("Q_WORKERS", "1")
+        # Metrics: every process counts into one directory and /metrics adds them up; open to this
+        # machine unless the .env says otherwise.
+        env["PROMETHEUS_MULTIPROC_DIR"] = fresh_metrics_dir(env.get("PROMETHEUS_MULTIPROC_DIR"))
+        if settings.DEBUG and not env.get("METRICS_TOKEN") and not env.get("METRICS_ALLOWED_IPS"):
+            env["METRICS_ALLOWED_IPS"] = "127.0.0.1,::1"
         for name, command in commands.items():
             # Own process group: Ctrl-C reaches us once and we stop the children in order.
             processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
@@ -85,6 +91,16 @@ class Command(BaseCommand):
             self.stdout.write(f"Password: {password_hint}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
         self.stdout.flush()
+
+
+def fresh_metrics_dir(path: str | None = None) -> str:
+    """PROMETHEUS_MULTIPROC_DIR for the processes about to start (var/prometheus unless given),
+    created, and emptied of earlier runs' counts as prometheus_client requires."""
+    directory = Path(path or settings.BASE_DIR / "var" / "prometheus")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return str(directory)
 
 
 def _simulator_available() -> bool:
